@@ -1,0 +1,51 @@
+"""Login, logout and password change."""
+from handlers.base import BaseHandler, api
+from services import auth
+from services.forms import Str, validate
+
+LOGIN_FORM = {"username": Str(max_length=64), "password": Str(max_length=128)}
+PASSWORD_FORM = {"old_password": Str(max_length=128), "new_password": Str(max_length=128, min_length=6)}
+
+
+def login_data(user, previous_login):
+    return {
+        "token": user.token,
+        "user_id": user.id,
+        "username": user.username,
+        "company_id": user.company_id,
+        "company_name": user.company.name,
+        "role_id": user.role_id,
+        "role_name": user.role.name,
+        "avatar": user.avatar,
+        "last_login_date": previous_login,
+    }
+
+
+class LoginHandler(BaseHandler):
+    signed = False
+
+    async def post(self):
+        form = validate(LOGIN_FORM, self.args())
+        user, previous_login = await self.run(auth.login, form["username"], form["password"], self.config)
+        self.reply(login_data(user, previous_login), "登录成功")
+
+
+class LogoutHandler(BaseHandler):
+    async def post(self):
+        await self.run(auth.logout, self.current_user)
+        self.reply({}, "退出成功")
+
+
+class ModifyPasswordHandler(BaseHandler):
+    async def post(self):
+        form = validate(PASSWORD_FORM, self.args())
+        token = await self.run(auth.change_password, self.current_user, form["old_password"],
+                               form["new_password"], self.config)
+        self.reply({"token": token}, "修改成功")
+
+
+default_handlers = [
+    api("login", LoginHandler),
+    api("logout", LogoutHandler),
+    api("modify_password", ModifyPasswordHandler),
+]

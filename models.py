@@ -1,0 +1,175 @@
+"""Peewee models, the database proxy and its set-up.
+
+One code path serves SQLite (the default) and PostgreSQL: `connect(url)` picks the database from the URL.
+Connections are per thread (Peewee's default), so each executor thread has its own.
+"""
+import datetime
+from pathlib import Path
+
+import peewee as pw
+from playhouse.db_url import connect as connect_url
+
+db = pw.DatabaseProxy()
+
+ROLE_ADMIN = 1
+ROLE_USER = 2
+BUILTIN_ROLES = {ROLE_ADMIN: "管理员", ROLE_USER: "普通用户"}
+
+USER_ENABLED = 1
+USER_DISABLED = 2
+
+PRODUCT_COMPANY = 1
+PRODUCT_PERSONAL = 2
+
+PRODUCT_ON_SHELF = 1
+PRODUCT_OFF_SHELF = 2
+PRODUCT_RECOMMENDED = 3
+PRODUCT_STATUS_LABELS = {PRODUCT_ON_SHELF: "已发布", PRODUCT_OFF_SHELF: "已下架", PRODUCT_RECOMMENDED: "推荐"}
+
+PICTURE_COVER = 1
+PICTURE_INTRO = 2
+
+
+def now():
+    """Server time as stored: naive local time, second precision is enough for every column."""
+    return datetime.datetime.now().replace(microsecond=0)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class Company(BaseModel):
+    name = pw.CharField(max_length=128, unique=True)
+    mingpian_available_num = pw.IntegerField(default=0)  # card quota: enabled users allowed
+    expire_date = pw.DateField(null=True)
+    create_date = pw.DateTimeField(default=now)
+
+
+class Role(BaseModel):
+    name = pw.CharField(max_length=64, unique=True)
+    create_date = pw.DateTimeField(default=now)
+
+
+class User(BaseModel):
+    company = pw.ForeignKeyField(Company, backref="users", on_delete="RESTRICT")
+    role = pw.ForeignKeyField(Role, backref="users", on_delete="RESTRICT")
+    login_name = pw.CharField(max_length=64, unique=True)
+    username = pw.CharField(max_length=64)
+    password_hash = pw.CharField(max_length=255)
+    status = pw.SmallIntegerField(default=USER_ENABLED)
+    token = pw.CharField(max_length=32, unique=True)
+    position = pw.CharField(max_length=64, default="")
+    phone = pw.CharField(max_length=32, default="")
+    avatar = pw.CharField(max_length=255, default="")
+    create_date = pw.DateTimeField(default=now)
+    last_login_date = pw.DateTimeField(null=True)
+
+    @property
+    def is_admin(self):
+        return self.role_id == ROLE_ADMIN
+
+
+class Product(BaseModel):
+    company = pw.ForeignKeyField(Company, backref="products", on_delete="CASCADE")
+    user = pw.ForeignKeyField(User, backref="products", null=True, on_delete="SET NULL")  # owner of a personal product
+    product_type = pw.SmallIntegerField()
+    name = pw.CharField(max_length=128)
+    price = pw.CharField(max_length=64)
+    reason = pw.CharField(max_length=1024)
+    status = pw.SmallIntegerField(default=PRODUCT_ON_SHELF)
+    create_date = pw.DateTimeField(default=now)
+
+    class Meta:
+        indexes = ((("company", "product_type", "create_date", "status"), False),)
+
+
+class ProductArticle(BaseModel):
+    product = pw.ForeignKeyField(Product, backref="articles", on_delete="CASCADE")
+    title = pw.CharField(max_length=256, null=True)
+    content = pw.TextField(null=True)
+    order = pw.IntegerField(default=0)
+
+
+class ProductPicture(BaseModel):
+    user = pw.ForeignKeyField(User, backref="pictures", null=True, on_delete="SET NULL")  # uploader
+    company = pw.ForeignKeyField(Company, backref="pictures", on_delete="CASCADE")
+    product = pw.ForeignKeyField(Product, backref="pictures", null=True, on_delete="SET NULL")
+    picture_type = pw.SmallIntegerField(default=PICTURE_COVER)
+    url = pw.CharField(max_length=255)
+    order = pw.IntegerField(default=0)
+    upload_key = pw.CharField(max_length=128, null=True, unique=True)  # uploader + upload timestamp: completes once
+    byte_size = pw.IntegerField(default=0)
+    width = pw.IntegerField(default=0)
+    height = pw.IntegerField(default=0)
+    sha256 = pw.CharField(max_length=64, default="")
+    create_date = pw.DateTimeField(default=now)
+
+
+class UsedSignature(BaseModel):
+    """Signed POSTs already accepted, so a replay within the skew window is refused in every process."""
+    user_id = pw.IntegerField()
+    path = pw.CharField(max_length=255)
+    timestamp = pw.BigIntegerField()
+    rand_str = pw.CharField(max_length=32)
+    seen_at = pw.DateTimeField(default=now, index=True)
+
+    class Meta:
+        indexes = ((("user_id", "path", "timestamp", "rand_str"), True),)
+
+
+class LoginFailure(BaseModel):
+    """Failed logins per login name, shared by every process, for throttling."""
+    login_name = pw.CharField(max_length=64, primary_key=True)
+    failures = pw.IntegerField(default=0)
+    window_start = pw.DateTimeField(default=now)
+
+
+MODELS = [Company, Role, User, Product, ProductArticle, ProductPicture, UsedSignature, LoginFailure]
+
+
+def connect(url, busy_timeout_ms=5000):
+    """Open the database named by `url` and bind the proxy to it."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        database = pw.SqliteDatabase(path, pragmas={
+            "journal_mode": "wal",
+            "foreign_keys": 1,
+            "busy_timeout": busy_timeout_ms,
+            "synchronous": "normal",
+        })
+    else:
+        database = connect_url(url)
+    db.initialize(database)
+    return database
+
+
+def create_schema():
+    """Create missing tables and the built-in roles; safe to run at every start."""
+    with db.atomic():
+        db.create_tables(MODELS, safe=True)
+        for role_id, name in BUILTIN_ROLES.items():
+            if not Role.select().where(Role.id == role_id).exists():
+                Role.insert(id=role_id, name=name).execute()
+    if isinstance(db.obj, pw.PostgresqlDatabase):
+        # Explicit ids above do not move the sequence; move it past them.
+        db.execute_sql("SELECT setval(pg_get_serial_sequence('role', 'id'), "
+                       "GREATEST((SELECT MAX(id) FROM role), 1))")
+
+
+def write_transaction():
+    """A transaction for read-then-write rules (quotas, uniqueness): on SQLite it takes the write lock
+    at the start, so two processes cannot both read the old state; on PostgreSQL, pair it with locked()."""
+    if isinstance(db.obj, pw.SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return db.atomic()
+
+
+def locked(query):
+    """`query` with FOR UPDATE where the database has row locks (PostgreSQL); SQLite locks in
+    write_transaction() instead."""
+    return query.for_update() if isinstance(db.obj, pw.PostgresqlDatabase) else query

@@ -1,0 +1,183 @@
+"""Entry point: load the config, build the app, listen, run background jobs; CLI sub-commands.
+
+    python server.py [--config PATH] [--port N]            serve
+    python server.py demo [--config PATH]                   load a demo company and print its logins
+    python server.py create-admin --company NAME --login LOGIN --password PASSWORD
+"""
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import tornado.httpserver
+import tornado.ioloop
+import tornado.netutil
+import tornado.process
+import tornado.web
+
+import config as config_module
+import models
+from handlers import auth as auth_handlers
+from handlers import users as user_handlers
+from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
+from services import auth
+from storage import make_storage
+from workers import Workers
+
+log = logging.getLogger("zgld")
+
+HANDLER_MODULES = [auth_handlers, user_handlers]
+
+PRUNE_SIGNATURES_MS = 10 * 60 * 1000
+
+
+class Application(tornado.web.Application):
+    """Routes requests; one whose declared body is over the limit goes to a 413 before its body is read."""
+
+    def find_handler(self, request, **kwargs):
+        delegate = super().find_handler(request, **kwargs)
+        handler_class = getattr(delegate, "handler_class", None)
+        streaming = getattr(handler_class, "_stream_request_body", False)
+        length = request.headers.get("Content-Length", "0")
+        limit = self.settings["config"]["server"]["max_body_bytes"]
+        if not streaming and (not length.isdigit() or int(length) > limit):
+            return self.get_handler_delegate(request, PayloadTooLargeHandler)
+        return delegate
+
+
+def make_app(settings, workers=None):
+    """The Tornado application for `settings` (see config.load); the database must be connected."""
+    routes = [route for module in HANDLER_MODULES for route in module.default_handlers]
+    return Application(
+        routes,
+        config=settings,
+        executor=workers or Workers(settings["server"]["worker_threads"]),
+        storage=make_storage(settings),
+        default_handler_class=NotFoundHandler,
+        log_function=log_request,
+        inflight=set(),
+    )
+
+
+def open_database(settings):
+    models.connect(settings["database"]["url"], settings["database"]["busy_timeout_ms"])
+    models.create_schema()
+
+
+def start_background_jobs(app):
+    """Periodic housekeeping, run in the executor so the loop never waits on it."""
+    workers, settings = app.settings["executor"], app.settings["config"]
+
+    def prune():
+        workers.submit(auth.prune_used_signatures, settings)
+
+    job = tornado.ioloop.PeriodicCallback(prune, PRUNE_SIGNATURES_MS)
+    job.start()
+    return [job]
+
+
+def listen(app, settings):
+    """Bind (after a fork, each process its own socket with reuse_port) and serve."""
+    server_settings = settings["server"]
+    max_body = max(server_settings["max_body_bytes"], 2 * settings["upload"]["max_chunk_bytes"])
+    server = tornado.httpserver.HTTPServer(app, max_body_size=max_body, xheaders=True)
+    sockets = tornado.netutil.bind_sockets(server_settings["port"], server_settings["host"],
+                                           reuse_port=server_settings["processes"] > 1)
+    server.add_sockets(sockets)
+    return server
+
+
+async def wait_for_inflight(app, grace_seconds):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_seconds
+    while app.settings["inflight"] and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+
+
+async def serve(settings):
+    open_database(settings)
+    app = make_app(settings)
+    server = listen(app, settings)
+    jobs = start_background_jobs(app)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("listening on http://%s:%d (database %s)", settings["server"]["host"], settings["server"]["port"],
+             settings["database"]["url"].split("@")[-1])
+    await stop.wait()
+    log.info("stopping: no new connections, waiting for requests in flight")
+    server.stop()
+    for job in jobs:
+        job.stop()
+    await wait_for_inflight(app, settings["server"]["shutdown_grace_seconds"])
+    app.settings["executor"].shutdown(close=models.db.close)
+    models.db.close()
+    log.info("stopped")
+
+
+# ---- CLI ------------------------------------------------------------------------------------------
+
+def cmd_serve(settings, args):
+    if settings["server"]["processes"] > 1:
+        tornado.process.fork_processes(settings["server"]["processes"])
+    asyncio.run(serve(settings))
+
+
+def cmd_demo(settings, args):
+    from services import demo
+    open_database(settings)
+    for line in demo.load(settings):
+        print(line)
+
+
+def cmd_create_admin(settings, args):
+    from services.companies import get_or_create_company
+    from services.errors import ServiceError
+    from services.users import create_user
+    open_database(settings)
+    company = get_or_create_company(args.company)
+    try:
+        user = create_user(company.id, models.ROLE_ADMIN, args.login, args.login, args.password,
+                           settings["auth"]["scrypt_n"])
+    except ServiceError as e:
+        sys.exit(f"create-admin: {e.msg}: {args.login} ({e.data})")
+    print(f"administrator {user.login_name} (id {user.id}) of company {company.name} (id {company.id}) created")
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a flag given before or after the sub-command is kept, not reset by the other parser.
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="settings file over the embedded defaults")
+    common.add_argument("--port", type=int, default=argparse.SUPPRESS,
+                        help="port to listen on (overrides server.port)")
+    parser = argparse.ArgumentParser(prog="server.py", parents=[common],
+                                     description="zhugeleida radar business card admin service")
+    parser.set_defaults(command=cmd_serve)
+    sub = parser.add_subparsers(title="commands")
+    sub.add_parser("serve", parents=[common], help="run the service (the default)").set_defaults(command=cmd_serve)
+    sub.add_parser("demo", parents=[common], help="load a demo company and print its logins").set_defaults(
+        command=cmd_demo)
+    admin = sub.add_parser("create-admin", parents=[common], help="create a company (if new) and an administrator")
+    admin.add_argument("--company", required=True, metavar="NAME")
+    admin.add_argument("--login", required=True, metavar="LOGIN")
+    admin.add_argument("--password", required=True, metavar="PASSWORD")
+    admin.set_defaults(command=cmd_create_admin)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    overrides = {("server", "port"): args.port} if hasattr(args, "port") else {}
+    try:
+        settings = config_module.load(getattr(args, "config", None), overrides=overrides)
+    except config_module.ConfigError as e:
+        sys.exit(f"configuration error: {e}")
+    logging.basicConfig(level=settings["logging"]["level"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args.command(settings, args)
+
+
+if __name__ == "__main__":
+    main()

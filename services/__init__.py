@@ -1,0 +1,1 @@
+"""The rules of the service, free of Tornado: handlers parse, call one function here, and write."""

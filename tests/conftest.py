@@ -1,0 +1,143 @@
+"""Fixtures: the app built from a temporary config, a database per test, and a signing client.
+
+The database is SQLite in the test's temp folder, or the PostgreSQL server named by ZGLD_DATABASE_URL
+(emptied before each test): the same tests run on both.
+"""
+import hashlib
+import itertools
+import json
+import time
+import urllib.parse
+
+import peewee as pw
+import pytest
+import yaml
+
+import config
+import models
+from server import make_app
+from services import auth
+from workers import Workers
+
+TEST_SCRYPT_N = 1024  # fast hashes in tests; the production default is in config.yaml
+
+
+@pytest.fixture
+def settings(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "database": {"url": f"sqlite:///{tmp_path}/data/test.db"},
+        "storage": {"root": str(tmp_path / "statics"), "staging": str(tmp_path / "data" / "uploads")},
+        "auth": {"scrypt_n": TEST_SCRYPT_N},
+        "server": {"worker_threads": 4},
+    }))
+    return config.load(path)
+
+
+def _empty_postgres():
+    tables = models.db.get_tables()
+    if tables:
+        models.db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def database(settings):
+    models.connect(settings["database"]["url"], settings["database"]["busy_timeout_ms"])
+    if isinstance(models.db.obj, pw.PostgresqlDatabase):
+        models.create_schema()
+        _empty_postgres()
+    models.create_schema()
+    yield models.db
+    models.db.close()
+
+
+@pytest.fixture
+def workers(settings, database):
+    pool = Workers(settings["server"]["worker_threads"])
+    yield pool
+    pool.shutdown(close=models.db.close)
+
+
+@pytest.fixture
+def app(settings, database, workers):
+    return make_app(settings, workers)
+
+
+# ---- data made directly in the database ----
+
+@pytest.fixture
+def make_company(database):
+    counter = itertools.count(1)
+
+    def make(name=None, quota=50, **fields):
+        return models.Company.create(name=name or f"公司{next(counter)}", mingpian_available_num=quota, **fields)
+    return make
+
+
+@pytest.fixture
+def make_user(database):
+    counter = itertools.count(1)
+
+    def make(company, role=models.ROLE_USER, login_name=None, password="secret123", **fields):
+        n = next(counter)
+        fields.setdefault("username", f"用户{n}")
+        return models.User.create(company=company, role=role, login_name=login_name or f"user{n}",
+                                  password_hash=auth.hash_password(password, TEST_SCRYPT_N),
+                                  token=auth.new_token(), **fields)
+    return make
+
+
+def row_counts():
+    """The number of rows in every table, to assert that a refused request changed nothing."""
+    return {m.__name__: m.select().count() for m in models.MODELS if m is not models.UsedSignature}
+
+
+# ---- a client that signs like the existing ones ----
+
+_timestamps = itertools.count(int(time.time() * 1000))
+
+
+def signed_params(user, **extra):
+    """rand_str, timestamp and user_id for `user` (a User row or a (user_id, token) pair)."""
+    user_id, token = (user.id, user.token) if hasattr(user, "token") else user
+    timestamp = str(next(_timestamps))
+    rand_str = hashlib.md5(f"{timestamp}{token}".encode()).hexdigest()
+    return {"rand_str": rand_str, "timestamp": timestamp, "user_id": str(user_id), **extra}
+
+
+class Client:
+    def __init__(self, http_client, base_url):
+        self.http_client, self.base_url = http_client, base_url
+
+    async def request(self, method, path, params=None, data=None, json_body=None, raw=None, headers=None):
+        """Send a request; return (HTTP status, envelope dict)."""
+        url = self.base_url + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        headers = dict(headers or {})
+        body = raw
+        if data is not None:
+            body = urllib.parse.urlencode(data)
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        if json_body is not None:
+            body = json.dumps(json_body)
+            headers.setdefault("Content-Type", "application/json")
+        if method == "POST" and body is None:
+            body = b""
+        response = await self.http_client.fetch(url, method=method, body=body, headers=headers,
+                                                raise_error=False)
+        return response.code, json.loads(response.body) if response.body else None
+
+    async def get(self, path, user=None, **params):
+        if user is not None:
+            params = signed_params(user, **params)
+        return (await self.request("GET", path, params))[1]
+
+    async def post(self, path, user=None, data=None, json_body=None, params=None):
+        params = signed_params(user, **(params or {})) if user is not None else (params or {})
+        return (await self.request("POST", path, params, data=data, json_body=json_body))[1]
+
+
+@pytest.fixture
+def client(http_client, base_url):
+    return Client(http_client, base_url)

@@ -1,0 +1,235 @@
+"""Login, logout, password change and the signature check (BEHAVIOR.md sections 1-2)."""
+import hashlib
+import time
+
+import pytest
+
+import models
+from tests.conftest import row_counts, signed_params
+
+LOGIN = "/zhugeleida/admin/login"
+LOGOUT = "/zhugeleida/admin/logout"
+PASSWORD = "/zhugeleida/admin/modify_password"
+STATUS = "/zhugeleida/admin/user/update_status/{}"
+
+
+@pytest.fixture
+def company(make_company):
+    return make_company("北京合众多屏科技发展有限公司")
+
+
+@pytest.fixture
+def admin(make_user, company):
+    return make_user(company, role=models.ROLE_ADMIN, login_name="boss", username="张聪")
+
+
+@pytest.fixture
+def staff(make_user, company):
+    return make_user(company, login_name="staff")
+
+
+def reload(user):
+    return models.User.get_by_id(user.id)
+
+
+@pytest.mark.gen_test
+async def test_login_answers_token_and_profile(client, admin, company):
+    body = await client.post(LOGIN, data={"username": "boss", "password": "secret123"})
+    assert body["code"] == 200 and body["msg"] == "登录成功"
+    data = body["data"]
+    assert set(data) == {"token", "user_id", "username", "company_id", "company_name", "role_id", "role_name",
+                         "avatar", "last_login_date"}
+    assert data["token"] == admin.token and len(data["token"]) == 32
+    assert (data["user_id"], data["username"], data["company_id"], data["company_name"]) == (
+        admin.id, "张聪", company.id, "北京合众多屏科技发展有限公司")
+    assert (data["role_id"], data["role_name"]) == (1, "管理员")
+    assert reload(admin).last_login_date is not None
+
+
+@pytest.mark.gen_test
+async def test_login_with_json_body_and_token_survives_second_login(client, admin):
+    first = await client.post(LOGIN, json_body={"username": "boss", "password": "secret123"})
+    second = await client.post(LOGIN, json_body={"username": "boss", "password": "secret123"})
+    assert first["code"] == second["code"] == 200
+    assert first["data"]["token"] == second["data"]["token"]
+    assert second["data"]["last_login_date"] is not None  # the login before this one
+
+
+@pytest.mark.gen_test
+async def test_wrong_password_and_unknown_name_answer_alike(client, admin):
+    wrong = await client.post(LOGIN, data={"username": "boss", "password": "nope"})
+    unknown = await client.post(LOGIN, data={"username": "ghost", "password": "nope"})
+    assert wrong == unknown == {"code": 401, "msg": "账号密码错误", "data": {}}
+
+
+@pytest.mark.gen_test
+async def test_login_missing_fields_is_303(client, admin):
+    body = await client.post(LOGIN, data={"username": "boss"})
+    assert body["code"] == 303 and set(body["data"]) == {"password"}
+
+
+@pytest.mark.gen_test
+async def test_disabled_account_cannot_log_in(client, make_user, company):
+    make_user(company, login_name="gone", status=models.USER_DISABLED)
+    body = await client.post(LOGIN, data={"username": "gone", "password": "secret123"})
+    assert body["code"] == 306
+
+
+@pytest.mark.gen_test
+async def test_repeated_failures_are_throttled(client, admin, settings):
+    for _ in range(settings["auth"]["login_max_failures"]):
+        assert (await client.post(LOGIN, data={"username": "boss", "password": "bad"}))["code"] == 401
+    body = await client.post(LOGIN, data={"username": "boss", "password": "secret123"})
+    assert body["code"] == 401 and "次数过多" in body["msg"]
+
+
+@pytest.mark.gen_test
+async def test_legacy_md5_password_is_accepted_once_and_rehashed(client, admin):
+    models.User.update(password_hash=hashlib.md5(b"oldpass").hexdigest()).where(
+        models.User.id == admin.id).execute()
+    body = await client.post(LOGIN, data={"username": "boss", "password": "oldpass"})
+    assert body["code"] == 200
+    assert reload(admin).password_hash.startswith("scrypt$")
+    again = await client.post(LOGIN, data={"username": "boss", "password": "oldpass"})
+    assert again["code"] == 200
+
+
+# ---- the signature ----
+
+async def status_call(client, admin, staff, params):
+    return await client.post(STATUS.format(staff.id), data={"status": 2}, params=params)
+
+
+@pytest.mark.gen_test
+async def test_good_signature_is_accepted(client, admin, staff):
+    body = await status_call(client, admin, staff, signed_params(admin))
+    assert body["code"] == 200
+    assert reload(staff).status == models.USER_DISABLED
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("tamper", [
+    lambda p: {**p, "rand_str": "0" * 32},
+    lambda p: {k: v for k, v in p.items() if k != "rand_str"},
+    lambda p: {k: v for k, v in p.items() if k != "timestamp"},
+    lambda p: {k: v for k, v in p.items() if k != "user_id"},
+    lambda p: {**p, "user_id": "abc"},
+    lambda p: {**p, "user_id": "99999"},
+    lambda p: {**p, "user_id": "-1"},
+    lambda p: {**p, "timestamp": "soon"},
+], ids=["wrong-token", "no-rand_str", "no-timestamp", "no-user_id", "text-user_id", "unknown-user",
+        "negative-user", "text-timestamp"])
+async def test_bad_signatures_answer_400(client, admin, staff, tamper):
+    before = row_counts()
+    body = await status_call(client, admin, staff, tamper(signed_params(admin)))
+    assert body == {"code": 400, "msg": "token异常", "data": {}}
+    assert row_counts() == before and reload(staff).status == models.USER_ENABLED
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("offset_seconds", [-301, 301, -86400 * 365])
+async def test_timestamp_outside_window_is_400(client, admin, staff, offset_seconds):
+    timestamp = str(int((time.time() + offset_seconds) * 1000))
+    params = {"timestamp": timestamp, "user_id": str(admin.id),
+              "rand_str": hashlib.md5(f"{timestamp}{admin.token}".encode()).hexdigest()}
+    body = await status_call(client, admin, staff, params)
+    assert body["code"] == 400
+
+
+@pytest.mark.gen_test
+async def test_same_signed_post_twice_is_refused(client, admin, staff):
+    params = signed_params(admin)
+    assert (await status_call(client, admin, staff, params))["code"] == 200
+    replay = await status_call(client, admin, staff, params)
+    assert replay["code"] == 400
+
+
+@pytest.mark.gen_test
+async def test_same_signed_get_may_repeat(client, admin):
+    params = signed_params(admin)
+    first = await client.request("GET", "/zhugeleida/admin/modify_password", params)
+    second = await client.request("GET", "/zhugeleida/admin/modify_password", params)
+    assert first[1]["code"] == second[1]["code"] == 402  # signature fine, method wrong
+
+
+@pytest.mark.gen_test
+async def test_disabled_user_signed_call_is_306(client, admin, staff, make_user, company):
+    models.User.update(status=models.USER_DISABLED).where(models.User.id == admin.id).execute()
+    body = await status_call(client, admin, staff, signed_params(admin))
+    assert body["code"] == 306
+
+
+@pytest.mark.gen_test
+async def test_token_stops_working_after_logout(client, admin, staff):
+    assert (await client.post(LOGOUT, admin))["code"] == 200
+    body = await status_call(client, admin, staff, signed_params(admin))
+    assert body["code"] == 400
+    fresh = reload(admin)
+    assert fresh.token != admin.token
+    assert (await status_call(client, fresh, staff, signed_params(fresh)))["code"] == 200
+
+
+@pytest.mark.gen_test
+async def test_password_change_replaces_token_and_password(client, admin, staff):
+    body = await client.post(PASSWORD, admin, data={"old_password": "secret123", "new_password": "n3w-secret"})
+    assert body["code"] == 200
+    new_token = body["data"]["token"]
+    assert new_token != admin.token
+    assert (await status_call(client, admin, staff, signed_params(admin)))["code"] == 400
+    assert (await status_call(client, admin, staff, signed_params((admin.id, new_token))))["code"] == 200
+    login = await client.post(LOGIN, data={"username": "boss", "password": "n3w-secret"})
+    assert login["code"] == 200 and login["data"]["token"] == new_token
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("form, field", [
+    ({"old_password": "wrong", "new_password": "n3w-secret"}, "old_password"),
+    ({"old_password": "secret123", "new_password": "short"}, "new_password"),
+    ({"old_password": "secret123"}, "new_password"),
+    ({"old_password": "secret123", "new_password": "x" * 129}, "new_password"),
+])
+async def test_password_change_refusals_change_nothing(client, admin, form, field):
+    body = await client.post(PASSWORD, admin, data=form)
+    assert body["code"] == 303 and field in body["data"]
+    assert reload(admin).password_hash == admin.password_hash and reload(admin).token == admin.token
+
+
+# ---- envelope, paths and methods ----
+
+@pytest.mark.gen_test
+async def test_unknown_path_is_http_404_with_envelope(client):
+    status, body = await client.request("GET", "/zhugeleida/admin/nothing_here")
+    assert status == 404 and body["code"] == 404
+
+
+@pytest.mark.gen_test
+async def test_wrong_method_is_402(client, admin):
+    status, body = await client.request("GET", LOGIN)
+    assert status == 200 and body == {"code": 402, "msg": "请求方式异常", "data": {}}
+
+
+@pytest.mark.gen_test
+async def test_trailing_slash_is_optional(client, admin):
+    body = await client.post(LOGIN + "/", data={"username": "boss", "password": "secret123"})
+    assert body["code"] == 200
+
+
+@pytest.mark.gen_test
+async def test_body_over_limit_is_413_envelope(client, admin, settings):
+    big = b"x" * (settings["server"]["max_body_bytes"] + 1)
+    status, body = await client.request("POST", LOGIN, raw=big,
+                                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 413 and body["code"] == 413
+
+
+@pytest.mark.gen_test
+async def test_malformed_json_body_is_301(client, admin):
+    status, body = await client.request("POST", LOGIN, raw=b"{not json",
+                                        headers={"Content-Type": "application/json"})
+    assert body["code"] == 301
+
+
+@pytest.mark.gen_test
+async def test_every_response_has_a_request_id(client, admin):
+    response = await client.http_client.fetch(client.base_url + "/nowhere", raise_error=False)
+    assert len(response.headers["X-Request-Id"]) >= 8
