@@ -6,14 +6,15 @@
 """
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import sys
 
 import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
-import tornado.process
 import tornado.web
 
 import config as config_module
@@ -119,10 +120,42 @@ async def serve(settings):
 
 # ---- CLI ------------------------------------------------------------------------------------------
 
+def run_processes(settings):
+    """Fork server.processes children, each binding its own reuse_port socket (the kernel then spreads
+    connections across them); forward SIGTERM/SIGINT to them so each stops gracefully, and wait."""
+    children = set()
+    for _ in range(settings["server"]["processes"]):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                asyncio.run(serve(settings))
+            except BaseException:
+                log.exception("worker process failed")
+                code = 1
+            os._exit(code)
+        children.add(pid)
+
+    def forward(signum, frame):
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failed = False
+    while children:
+        pid, status = os.wait()
+        children.discard(pid)
+        failed = failed or status != 0
+    sys.exit(1 if failed else 0)
+
+
 def cmd_serve(settings, args):
     if settings["server"]["processes"] > 1:
-        tornado.process.fork_processes(settings["server"]["processes"])
-    asyncio.run(serve(settings))
+        run_processes(settings)
+    else:
+        asyncio.run(serve(settings))
 
 
 def cmd_demo(settings, args):

@@ -1,6 +1,7 @@
 """The service as a newcomer runs it: `python server.py` on embedded defaults, its sub-commands, and a
 graceful stop on SIGTERM."""
 import concurrent.futures
+import hashlib
 import json
 import os
 import signal
@@ -120,3 +121,22 @@ def test_sigterm_lets_requests_in_flight_finish(tmp_path, start_server):
     assert "stopped" in proc.stdout.read()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_two_processes_share_replay_protection_and_stop_together(tmp_path, start_server):
+    env = clean_env(ZGLD_SERVER_PROCESSES="2")
+    assert run_cli(tmp_path, "demo", env=env).returncode == 0
+    proc, port = start_server(env=env)
+    token_data = login(port, "admin", "admin123")["data"]
+    timestamp = str(int(time.time() * 1000))
+    rand_str = hashlib.md5(f"{timestamp}{token_data['token']}".encode()).hexdigest()
+    query = urllib.parse.urlencode({"rand_str": rand_str, "timestamp": timestamp, "user_id": token_data["user_id"]})
+    url = f"http://127.0.0.1:{port}/zhugeleida/admin/modify_password?{query}"
+    form = urllib.parse.urlencode({"old_password": "wrong-one", "new_password": "whatever1"}).encode()
+    codes = []
+    for _ in range(6):  # fresh connections: the kernel spreads them over both processes
+        with urllib.request.urlopen(url, form, timeout=10) as r:
+            codes.append(json.loads(r.read())["code"])
+    assert codes[0] == 303 and codes[1:] == [400] * 5
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
