@@ -20,6 +20,7 @@ import tornado.web
 import config as config_module
 import models
 from handlers import auth as auth_handlers
+from handlers import console as console_handlers
 from handlers import users as user_handlers
 from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
 from services import auth
@@ -28,7 +29,7 @@ from workers import Workers
 
 log = logging.getLogger("zgld")
 
-HANDLER_MODULES = [auth_handlers, user_handlers]
+HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers]
 
 PRUNE_SIGNATURES_MS = 10 * 60 * 1000
 
