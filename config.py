@@ -140,6 +140,17 @@ def _validate(settings):
             raise ConfigError(f"setting {section}.{key}={value!r}: must be {meaning}")
 
 
+def place_data(settings, data_dir):
+    """--data-dir DIR: the SQLite database (DIR/zhugeleida.db), the upload staging (DIR/uploads) and the
+    pictures (DIR/statics, served at /statics/) all go under DIR. A PostgreSQL database.url is kept."""
+    base = Path(data_dir)
+    if settings["database"]["url"].startswith("sqlite:///"):
+        settings["database"]["url"] = f"sqlite:///{base / 'zhugeleida.db'}"
+    settings["storage"]["staging"] = str(base / "uploads")
+    settings["storage"]["root"] = str(base / "statics")
+    return settings
+
+
 def load(path=None, environ=None, overrides=None):
     """Build the settings: embedded defaults, then the file at `path`, the environment, then `overrides`.
 

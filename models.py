@@ -4,10 +4,12 @@ One code path serves SQLite (the default) and PostgreSQL: `connect(url)` picks t
 Connections are per thread (Peewee's default), so each executor thread has its own.
 """
 import datetime
+import logging
 from pathlib import Path
 
 import peewee as pw
 from playhouse.db_url import connect as connect_url
+from playhouse.migrate import PostgresqlMigrator, SchemaMigrator
 
 db = pw.DatabaseProxy()
 
@@ -148,9 +150,40 @@ def connect(url, busy_timeout_ms=5000):
     return database
 
 
+def add_missing_columns():
+    """Upgrade tables made by an older version: add each model column they lack, filled with the field's
+    default, keeping every row. (Peewee's create_tables adds tables, never columns.) Tables are never
+    rebuilt: on SQLite that would cascade deletes through foreign keys, so there a new NOT NULL column
+    stays nullable in the file and the model's default keeps it filled. Returns "table.column" names."""
+    migrator = SchemaMigrator.from_database(db)
+    tables = set(db.get_tables())
+    added = []
+    for model in MODELS:
+        table = model._meta.table_name
+        if table not in tables:
+            continue
+        present = {column.name for column in db.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if field.column_name in present:
+                continue
+            operations = [migrator.alter_add_column(table, field.column_name, field)]
+            if field.default is not None:
+                operations.append(migrator.apply_default(table, field.column_name, field))
+            if not field.null and isinstance(migrator, PostgresqlMigrator):
+                operations.append(migrator.add_not_null(table, field.column_name))
+            if field.index or field.unique:
+                operations.append(migrator.add_index(table, (field.column_name,), field.unique))
+            for operation in operations:
+                operation.run()
+            added.append(f"{table}.{field.column_name}")
+    return added
+
+
 def create_schema():
-    """Create missing tables and the built-in roles; safe to run at every start."""
+    """Create missing tables and columns and the built-in roles; safe to run at every start."""
     with db.atomic():
+        for name in add_missing_columns():
+            logging.getLogger("zgld").info("schema upgrade: added column %s", name)
         db.create_tables(MODELS, safe=True)
         for role_id, name in BUILTIN_ROLES.items():
             if not Role.select().where(Role.id == role_id).exists():

@@ -3,6 +3,8 @@
     python server.py [--config PATH] [--port N]            serve
     python server.py demo [--config PATH]                   load a demo company and print its logins
     python server.py create-admin --company NAME --login LOGIN --password PASSWORD
+    python server.py backup PATH | restore PATH             SQLite database and pictures to/from one tar.gz
+    python server.py --data-dir DIR ...                     database, staging and pictures under DIR
 """
 import argparse
 import asyncio
@@ -21,15 +23,17 @@ import config as config_module
 import models
 from handlers import auth as auth_handlers
 from handlers import console as console_handlers
+from handlers import health as health_handlers
 from handlers import users as user_handlers
 from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
 from services import auth
 from storage import make_storage
+from version import VERSION
 from workers import Workers
 
 log = logging.getLogger("zgld")
 
-HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers]
+HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, health_handlers]
 
 PRUNE_SIGNATURES_MS = 10 * 60 * 1000
 
@@ -180,6 +184,26 @@ def cmd_create_admin(settings, args):
     print(f"administrator {user.login_name} (id {user.id}) of company {company.name} (id {company.id}) created")
 
 
+def cmd_backup(settings, args):
+    from services.backup import BackupError, backup
+    try:
+        done = backup(settings, args.path)
+    except BackupError as e:
+        sys.exit(f"backup: {e}")
+    print(f"backup written to {done['archive']} ({done['archive_bytes']} bytes): database "
+          f"{done['database_bytes']} bytes, {done['pictures']} picture files")
+
+
+def cmd_restore(settings, args):
+    from services.backup import BackupError, restore
+    try:
+        done = restore(settings, args.path)
+    except BackupError as e:
+        sys.exit(f"restore: {e}")
+    print(f"restored the backup of {done['created']} (version {done['version']}) into {done['database']}, "
+          f"{done['pictures']} picture files; start the service to use it")
+
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a flag given before or after the sub-command is kept, not reset by the other parser.
@@ -187,8 +211,11 @@ def build_parser():
                         help="settings file over the embedded defaults")
     common.add_argument("--port", type=int, default=argparse.SUPPRESS,
                         help="port to listen on (overrides server.port)")
-    parser = argparse.ArgumentParser(prog="server.py", parents=[common],
+    common.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help="folder for the SQLite database, upload staging and pictures (default: the settings)")
+    parser = argparse.ArgumentParser(parents=[common],  # prog: server.py, or the one-file build's name
                                      description="zhugeleida radar business card admin service")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     parser.set_defaults(command=cmd_serve)
     sub = parser.add_subparsers(title="commands")
     sub.add_parser("serve", parents=[common], help="run the service (the default)").set_defaults(command=cmd_serve)
@@ -199,6 +226,13 @@ def build_parser():
     admin.add_argument("--login", required=True, metavar="LOGIN")
     admin.add_argument("--password", required=True, metavar="PASSWORD")
     admin.set_defaults(command=cmd_create_admin)
+    backup = sub.add_parser("backup", parents=[common], help="write the SQLite database and the pictures to "
+                            "one tar.gz, safely while the service runs")
+    backup.add_argument("path", metavar="PATH", help="the archive to write (a new file)")
+    backup.set_defaults(command=cmd_backup)
+    restore = sub.add_parser("restore", parents=[common], help="put a backup into an empty data folder")
+    restore.add_argument("path", metavar="PATH", help="the archive written by backup")
+    restore.set_defaults(command=cmd_restore)
     return parser
 
 
@@ -209,6 +243,8 @@ def main(argv=None):
         settings = config_module.load(getattr(args, "config", None), overrides=overrides)
     except config_module.ConfigError as e:
         sys.exit(f"configuration error: {e}")
+    if hasattr(args, "data_dir"):
+        config_module.place_data(settings, args.data_dir)
     logging.basicConfig(level=settings["logging"]["level"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args.command(settings, args)
 

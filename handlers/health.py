@@ -1,0 +1,20 @@
+"""GET /healthz for load balancers and service managers: unsigned, outside the /zhugeleida prefix."""
+from handlers.base import BaseHandler
+from services import health
+
+
+class HealthHandler(BaseHandler):
+    signed = False
+
+    async def get(self):
+        data, ok = await self.run(health.check, self.settings["storage"])
+        if ok:
+            self.reply(data)
+        else:
+            self.set_status(503)
+            self.reply(data, "服务不可用", 503)
+
+
+default_handlers = [
+    (r"/healthz/?", HealthHandler),
+]
