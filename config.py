@@ -70,6 +70,7 @@ RULES = {
     ("stats", "timezone"): (_valid_timezone, "an IANA time zone such as Asia/Shanghai"),
     ("stats", "recompute_days"): (_non_negative, "zero or more days"),
     ("stats", "rollup_delay_seconds"): (_non_negative, "zero or more seconds"),
+    ("stats", "rollup_check_seconds"): (_positive, "a positive number of seconds"),
     ("logging", "level"): (lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"), "DEBUG, INFO, WARNING or ERROR"),
 }
 

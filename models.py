@@ -129,7 +129,106 @@ class LoginFailure(BaseModel):
     window_start = pw.DateTimeField(default=now)
 
 
-MODELS = [Company, Role, User, Product, ProductArticle, ProductPicture, UsedSignature, LoginFailure]
+# ---- customer activity and the daily statistics roll-up (issue 4) ------------------------------------
+# Event times are naive UTC datetimes, so a day boundary never depends on the server's zone: statistics
+# convert the bounds of a calendar day in `stats.timezone` to UTC and compare.
+
+BINDING_SCAN = 1
+BINDING_FORWARD = 2
+
+ACTION_LABELS = {1: "查看名片", 2: "查看产品", 3: "查看动态", 4: "查看官网", 5: "复制微信", 6: "转发名片",
+                 7: "咨询产品", 8: "保存电话", 9: "点赞", 10: "拨打电话", 11: "播放语音", 12: "复制邮箱"}
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class Customer(BaseModel):
+    """A WeChat visitor, per company (the same openid in two companies is two customers)."""
+    company = pw.ForeignKeyField(Company, backref="customers", on_delete="CASCADE", index=False)
+    openid = pw.CharField(max_length=64)
+    name = pw.CharField(max_length=64, default="")
+    create_date = pw.DateTimeField(default=utcnow)  # UTC
+    first_bound_at = pw.DateTimeField(null=True)  # UTC; its first binding to a user: the day it counts as new
+
+    class Meta:
+        indexes = ((("company", "openid"), True), (("company", "first_bound_at"), False),
+                   (("first_bound_at", "company"), False))
+
+
+class CustomerBinding(BaseModel):
+    """A customer bound to a user's card (source 1 scan, 2 forward). `company` is the user's, copied so
+    counts need no join."""
+    company = pw.ForeignKeyField(Company, on_delete="CASCADE", index=False)
+    customer = pw.ForeignKeyField(Customer, backref="bindings", on_delete="CASCADE")
+    user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
+    source = pw.SmallIntegerField(default=BINDING_SCAN)
+    happened_at = pw.DateTimeField()  # UTC
+
+    class Meta:
+        indexes = ((("company",), False),)
+
+
+class FollowUp(BaseModel):
+    """A follow-up record a user wrote about a customer."""
+    company = pw.ForeignKeyField(Company, on_delete="CASCADE", index=False)
+    customer = pw.ForeignKeyField(Customer, on_delete="CASCADE", index=False)
+    user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
+    content = pw.TextField(default="")
+    happened_at = pw.DateTimeField()  # UTC
+
+    class Meta:
+        indexes = ((("company", "happened_at"), False), (("happened_at", "company"), False))
+
+
+class AccessEvent(BaseModel):
+    """A customer's action on a user's card (ACTION_LABELS)."""
+    company = pw.ForeignKeyField(Company, on_delete="CASCADE", index=False)
+    customer = pw.ForeignKeyField(Customer, on_delete="CASCADE", index=False)
+    user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
+    action = pw.SmallIntegerField()
+    happened_at = pw.DateTimeField()  # UTC
+
+    class Meta:
+        indexes = ((("company", "happened_at", "action"), False), (("happened_at", "company", "action"), False))
+
+
+class DailyStats(BaseModel):
+    """The roll-up: one company's six metrics for one calendar day in stats.timezone."""
+    company = pw.ForeignKeyField(Company, on_delete="CASCADE", index=False)
+    day = pw.DateField()
+    customer_num = pw.IntegerField(default=0)
+    follow_num = pw.IntegerField(default=0)
+    browse_num = pw.IntegerField(default=0)
+    forward_num = pw.IntegerField(default=0)
+    saved_total_num = pw.IntegerField(default=0)
+    praise_sum = pw.IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("company", "day"), True), (("day",), False))
+
+
+class RollupState(BaseModel):
+    """Roll-up progress and the lease that lets one process at a time run it."""
+    name = pw.CharField(max_length=32, primary_key=True)
+    done_through = pw.DateField(null=True)  # every day up to this one is in DailyStats
+    lease_owner = pw.CharField(max_length=32, default="")
+    lease_until = pw.DateTimeField(null=True)  # UTC
+
+
+class RollupStale(BaseModel):
+    """A rolled-up day that late records changed; the roll-up recomputes it. `version` changes on each
+    new mark, so a mark made while the day was being recomputed survives."""
+    day = pw.DateField(primary_key=True)
+    version = pw.CharField(max_length=32)
+
+
+ACTIVITY_MODELS = [Customer, CustomerBinding, FollowUp, AccessEvent, DailyStats, RollupState, RollupStale]
+
+
+MODELS = [Company, Role, User, Product, ProductArticle, ProductPicture, UsedSignature, LoginFailure,
+          *ACTIVITY_MODELS]
 
 
 def connect(url, busy_timeout_ms=5000):

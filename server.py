@@ -4,11 +4,14 @@
     python server.py demo [--config PATH]                   load a demo company and print its logins
     python server.py create-admin --company NAME --login LOGIN --password PASSWORD
     python server.py backup PATH | restore PATH             SQLite database and pictures to/from one tar.gz
+    python server.py import-activity FILE                   customer activity from JSON lines or CSV
+    python server.py rollup --from DATE --to DATE           recompute the daily statistics of those days
     python server.py --data-dir DIR ...                     database, staging and pictures under DIR
 """
 import argparse
 import asyncio
 import contextlib
+import datetime
 import logging
 import os
 import signal
@@ -21,19 +24,22 @@ import tornado.web
 
 import config as config_module
 import models
+from handlers import activity as activity_handlers
 from handlers import auth as auth_handlers
 from handlers import console as console_handlers
 from handlers import health as health_handlers
+from handlers import stats as stats_handlers
 from handlers import users as user_handlers
 from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
-from services import auth
+from services import auth, stats
 from storage import make_storage
 from version import VERSION
 from workers import Workers
 
 log = logging.getLogger("zgld")
 
-HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, health_handlers]
+HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, health_handlers, stats_handlers,
+                   activity_handlers]
 
 PRUNE_SIGNATURES_MS = 10 * 60 * 1000
 
@@ -80,7 +86,19 @@ def start_background_jobs(app):
 
     job = tornado.ioloop.PeriodicCallback(prune, PRUNE_SIGNATURES_MS)
     job.start()
-    return [job]
+
+    rollup_running = []
+
+    def rollup():
+        # Catch up now, then check regularly whether the nightly roll-up is due; a check still running
+        # is not queued again.
+        if not rollup_running or rollup_running[-1].done():
+            rollup_running[:] = [workers.submit(stats.scheduled_rollup, settings)]
+
+    rollup()
+    rollup_job = tornado.ioloop.PeriodicCallback(rollup, settings["stats"]["rollup_check_seconds"] * 1000)
+    rollup_job.start()
+    return [job, rollup_job]
 
 
 def listen(app, settings):
@@ -204,6 +222,34 @@ def cmd_restore(settings, args):
           f"{done['pictures']} picture files; start the service to use it")
 
 
+def cmd_import_activity(settings, args):
+    from tqdm import tqdm
+
+    from services import activity
+    from services.errors import ServiceError
+    open_database(settings)
+    try:
+        with tqdm(total=activity.count_records(args.file), unit="record", desc="importing") as bar:
+            done = activity.import_file(args.file, settings, progress=bar.update)
+    except OSError as e:
+        sys.exit(f"import-activity: cannot read {args.file}: {e.strerror}")
+    except ServiceError as e:
+        sys.exit(f"import-activity: nothing imported: {e.msg}: {e.data}")
+    stats.rollup_if_due(settings)  # past days the import changed (else the running service does it)
+    print(f"imported {done['records']} records: {done['binding_num']} bindings, {done['follow_num']} "
+          f"follow-ups, {done['access_num']} access events")
+
+
+def cmd_rollup(settings, args):
+    from tqdm import tqdm
+    if args.first > args.last:
+        sys.exit("rollup: --from must not be after --to")
+    open_database(settings)
+    with tqdm(total=(args.last - args.first).days + 1, unit="day", desc="rolling up") as bar:
+        days = stats.rebuild(args.first, args.last, settings, progress=lambda day: bar.update())
+    print(f"rolled up {days} day(s) from {args.first} to {args.last}")
+
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a flag given before or after the sub-command is kept, not reset by the other parser.
@@ -233,6 +279,14 @@ def build_parser():
     restore = sub.add_parser("restore", parents=[common], help="put a backup into an empty data folder")
     restore.add_argument("path", metavar="PATH", help="the archive written by backup")
     restore.set_defaults(command=cmd_restore)
+    imports = sub.add_parser("import-activity", parents=[common], help="import customer activity records "
+                             "(JSON lines or CSV with a header row); a bad record imports nothing")
+    imports.add_argument("file", metavar="FILE")
+    imports.set_defaults(command=cmd_import_activity)
+    rollup = sub.add_parser("rollup", parents=[common], help="recompute the daily statistics of a date range")
+    rollup.add_argument("--from", dest="first", required=True, type=datetime.date.fromisoformat, metavar="DATE")
+    rollup.add_argument("--to", dest="last", required=True, type=datetime.date.fromisoformat, metavar="DATE")
+    rollup.set_defaults(command=cmd_rollup)
     return parser
 
 

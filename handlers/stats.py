@@ -1,0 +1,39 @@
+"""The dashboard statistics (seed 1.2-1.4, BEHAVIOR.md section 5)."""
+from handlers.base import BaseHandler, api
+from services import stats
+from services.forms import Int, validate
+
+COMPANY_FORM = {"company_id": Int(required=False)}  # administrators: any company; others: their own
+LINE_FORM = {**COMPANY_FORM, "days": Int(min=1, max=90), "index_type": Int(min=1, max=len(stats.METRICS))}
+
+
+class CompanyStatsHandler(BaseHandler):
+    """GET: `view(caller, company_id, settings)` for the caller's company or the one named."""
+
+    view = None
+
+    async def get(self):
+        form = validate(COMPANY_FORM, self.args())
+        self.reply(await self.run(type(self).view, self.current_user, form["company_id"], self.config))
+
+
+class HomePageHandler(CompanyStatsHandler):
+    view = stats.home_page
+
+
+class AcountDataHandler(CompanyStatsHandler):
+    view = stats.acount_data
+
+
+class LineInfoHandler(BaseHandler):
+    async def post(self):
+        form = validate(LINE_FORM, self.args())
+        self.reply(await self.run(stats.line_info, self.current_user, form["company_id"], form["days"],
+                                  form["index_type"], self.config))
+
+
+default_handlers = [
+    api("home_page", HomePageHandler),
+    api("home_page/acount_data", AcountDataHandler),
+    api("home_page/line_info", LineInfoHandler),
+]

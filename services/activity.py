@@ -1,0 +1,259 @@
+"""Customer activity: validating and storing batches of records, for the batch endpoint and the CLI import.
+
+A record is a dict with `kind` (binding, follow_up or access), `user_id` (whose card), the customer's
+`openid` (created in the user's company if new; optional `name` used when it is created) and an optional
+`time` (ISO 8601, where a time without an offset is in stats.timezone, or milliseconds since the epoch;
+default now). A binding may give `source` (1 scan, 2 forward; default 1), an access record needs
+`action` (1..12, models.ACTION_LABELS), a follow-up may give `content`.
+
+A batch is checked as a whole before anything is written: a bad record is a 303 whose `data` names it
+(`records[3].action`), a user the caller may not see a 302; then everything is written in one transaction.
+Everything here blocks (database): handlers run it in the executor.
+"""
+import csv
+import datetime
+import itertools
+import json
+from collections import namedtuple
+
+import peewee as pw
+
+from models import (
+    BINDING_FORWARD,
+    BINDING_SCAN,
+    AccessEvent,
+    Customer,
+    CustomerBinding,
+    FollowUp,
+    User,
+    utcnow,
+    write_transaction,
+)
+from services import stats
+from services.errors import FormInvalid, NotFound
+from services.forms import Field, Int, Str, validate
+
+MAX_BATCH = 1000
+MAX_ERRORS = 20  # problems named in one answer
+OLDEST = datetime.datetime(2000, 1, 1)
+FUTURE_TOLERANCE = datetime.timedelta(minutes=5)  # client clocks run a little ahead
+KINDS = ("binding", "follow_up", "access")
+
+Record = namedtuple("Record", "kind user_id openid name at extra")  # extra: source, content or action
+
+
+class Moment(Field):
+    """A record's time, returned as naive UTC."""
+
+    def __init__(self, tz, latest):
+        super().__init__(required=False)
+        self.tz, self.latest = tz, latest
+
+    def clean(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError("必须是 ISO 8601 时间或毫秒时间戳")
+        text = str(value).strip()
+        try:
+            if text.isascii() and text.isdigit():
+                moment = datetime.datetime.fromtimestamp(int(text) / 1000, stats.UTC)
+            else:
+                moment = datetime.datetime.fromisoformat(text)
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=self.tz)
+        except (ValueError, OverflowError, OSError):
+            raise ValueError("必须是 ISO 8601 时间或毫秒时间戳") from None
+        moment = moment.astimezone(stats.UTC).replace(tzinfo=None)
+        if not OLDEST <= moment <= self.latest:
+            raise ValueError("时间不能早于 2000 年或晚于当前时间")
+        return moment
+
+
+def _schemas(tz, latest):
+    common = {"user_id": Int(), "openid": Str(max_length=64), "name": Str(required=False, default="", max_length=64),
+              "time": Moment(tz, latest)}
+    return {
+        "binding": {**common, "source": Int(required=False, default=BINDING_SCAN,
+                                            choices=(BINDING_SCAN, BINDING_FORWARD))},
+        "follow_up": {**common, "content": Str(required=False, default="", max_length=1000)},
+        "access": {**common, "action": Int(min=1, max=12)},
+    }
+
+
+EXTRA_FIELD = {"binding": "source", "follow_up": "content", "access": "action"}
+
+
+def validate_records(raw_records, settings, now=None, labels=None):
+    """Typed Records for a list of dicts, or a 303 naming every bad one (up to MAX_ERRORS).
+
+    `labels` names the records in messages (default `records[i]`; the import uses line numbers)."""
+    now_utc = stats.current_time(now).astimezone(stats.UTC).replace(tzinfo=None)
+    schemas = _schemas(stats.zone(settings), now_utc + FUTURE_TOLERANCE)
+    records, errors = [], {}
+    for index, raw in enumerate(raw_records):
+        label = labels[index] if labels else f"records[{index}]"
+        try:
+            records.append(_one_record(raw, schemas, now_utc))
+        except FormInvalid as e:
+            errors.update({f"{label}.{field}" if field else label: msgs for field, msgs in e.data.items()})
+            if len(errors) >= MAX_ERRORS:
+                break
+    if errors:
+        raise FormInvalid(data=errors)
+    return records
+
+
+def _one_record(raw, schemas, now_utc):
+    if not isinstance(raw, dict):
+        raise FormInvalid(data={"": ["必须是 JSON 对象"]})
+    kind = raw.get("kind")
+    if kind not in schemas:
+        raise FormInvalid(data={"kind": ["取值必须是 " + ", ".join(KINDS) + " 之一"]})
+    values = validate(schemas[kind], raw)
+    return Record(kind, values["user_id"], values["openid"], values["name"], values["time"] or now_utc,
+                  values[EXTRA_FIELD[kind]])
+
+
+# ---- storing -----------------------------------------------------------------------------------------
+
+def store_records(caller, raw_records, settings, now=None):
+    """Validate a batch (a list of dicts) and store it; `caller` None is the command line (any company)."""
+    if len(raw_records) > MAX_BATCH:
+        raise FormInvalid(data={"records": [f"最多 {MAX_BATCH} 条"]})
+    return store(caller, validate_records(raw_records, settings, now), settings, now)
+
+
+def store(caller, records, settings, now=None, labels=None):
+    """Write validated Records in one transaction; answer how many of each kind were stored."""
+    companies = user_companies(caller, records, labels)
+    with write_transaction():
+        customers, moved = _customers(records, companies)
+        rows = {kind: [] for kind in KINDS}
+        for r in records:
+            company = companies[r.user_id]
+            rows[r.kind].append((company, customers[company, r.openid], r.user_id, r.extra, r.at))
+        for model, extra, kind in ((CustomerBinding, CustomerBinding.source, "binding"),
+                                   (FollowUp, FollowUp.content, "follow_up"),
+                                   (AccessEvent, AccessEvent.action, "access")):
+            fields = [model.company, model.customer, model.user, extra, model.happened_at]
+            for chunk in pw.chunked(rows[kind], MAX_BATCH):
+                model.insert_many(chunk, fields=fields).as_rowcount().execute()
+        # A first binding that moved earlier changes the new-customer count of its old day too.
+        stats.mark_stale(itertools.chain((r.at for r in records), moved), settings, now)
+    return {"binding_num": len(rows["binding"]), "follow_num": len(rows["follow_up"]),
+            "access_num": len(rows["access"])}
+
+
+def user_companies(caller, records, labels=None):
+    """{user_id: company_id} for the records' users; a user that does not exist, or (for an ordinary
+    caller) belongs to another company, is a 302 naming the records."""
+    ids = {r.user_id for r in records}
+    found = {}
+    for chunk in pw.chunked(sorted(ids), 500):
+        found.update(User.select(User.id, User.company).where(User.id.in_(chunk)).tuples())
+    if caller is not None and not caller.is_admin:
+        found = {user: company for user, company in found.items() if company == caller.company_id}
+    missing = [(index, r) for index, r in enumerate(records) if r.user_id not in found]
+    if missing:
+        raise NotFound("用户不存在", data={
+            f"{labels[index] if labels else f'records[{index}]'}.user_id": [f"用户 {r.user_id} 不存在"]
+            for index, r in missing[:MAX_ERRORS]})
+    return found
+
+
+def _customers(records, companies):
+    """{(company, openid): customer id}, creating missing customers, and the local days whose new-customer
+    counts changed because a customer's first binding moved earlier (as UTC times)."""
+    wanted = {}  # (company, openid) -> [name, earliest binding in this batch]
+    for r in records:
+        entry = wanted.setdefault((companies[r.user_id], r.openid), [r.name, None])
+        entry[0] = entry[0] or r.name
+        if r.kind == "binding" and (entry[1] is None or r.at < entry[1]):
+            entry[1] = r.at
+    found = _find_customers(wanted)
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        created = utcnow()
+        for chunk in pw.chunked(missing, 500):
+            Customer.insert_many([(c, openid, wanted[c, openid][0], created, wanted[c, openid][1])
+                                  for c, openid in chunk],
+                                 fields=[Customer.company, Customer.openid, Customer.name, Customer.create_date,
+                                         Customer.first_bound_at]).on_conflict_ignore().as_rowcount().execute()
+        found.update(_find_customers(missing))
+    moved = set()
+    for key, (_, bound_at) in wanted.items():
+        customer_id, first = found[key]
+        if bound_at is not None and (first is None or bound_at < first):
+            # Conditional, so a concurrent batch with an even earlier binding is never overwritten.
+            Customer.update(first_bound_at=bound_at).where(
+                Customer.id == customer_id,
+                Customer.first_bound_at.is_null() | (Customer.first_bound_at > bound_at)).execute()
+            if first is not None:
+                moved.add(first)
+    return {key: value[0] for key, value in found.items()}, moved
+
+
+def _find_customers(keys):
+    """{(company, openid): (id, first_bound_at)} for the keys that exist."""
+    by_company = {}
+    for company, openid in keys:
+        by_company.setdefault(company, []).append(openid)
+    found = {}
+    for company, openids in by_company.items():
+        for chunk in pw.chunked(openids, 500):
+            query = Customer.select(Customer.id, Customer.openid, Customer.first_bound_at).where(
+                Customer.company == company, Customer.openid.in_(chunk))
+            found.update({(company, openid): (cid, first) for cid, openid, first in query.tuples()})
+    return found
+
+
+# ---- the CLI import ----------------------------------------------------------------------------------
+
+def read_file(path):
+    """(line number, record dict) for each record of a JSON-lines or CSV file (CSV: a header row naming
+    the fields; empty cells count as absent)."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        first = f.read(1)
+        f.seek(0)
+        if first == "{" or str(path).endswith((".jsonl", ".json", ".ndjson")):
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield number, json.loads(line)
+                    except ValueError:
+                        yield number, None
+        else:
+            reader = csv.DictReader(f)
+            for row in reader:
+                yield reader.line_num, {k: v for k, v in row.items() if k is not None}
+
+
+def import_file(path, settings, progress=None, now=None):
+    """Check the whole file (every record valid, every user known), then store it in batches of
+    MAX_BATCH; a bad file stores nothing. `progress(n)` is told about each stored batch. Returns totals."""
+    total = 0
+    for batch in _batches(path):
+        records = validate_records([raw for _, raw in batch], settings, now, _line_labels(batch))
+        user_companies(None, records, _line_labels(batch))
+        total += len(records)
+    totals = {"binding_num": 0, "follow_num": 0, "access_num": 0}
+    for batch in _batches(path):
+        stored = store(None, validate_records([raw for _, raw in batch], settings, now), settings, now)
+        for key, n in stored.items():
+            totals[key] += n
+        if progress:
+            progress(len(batch))
+    return {"records": total, **totals}
+
+
+def count_records(path):
+    return sum(1 for _ in read_file(path))
+
+
+def _batches(path):
+    records = read_file(path)
+    while batch := list(itertools.islice(records, MAX_BATCH)):
+        yield batch
+
+
+def _line_labels(batch):
+    return [f"line {number}" for number, _ in batch]

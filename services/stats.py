@@ -1,0 +1,364 @@
+"""Dashboard statistics and the daily roll-up (BEHAVIOR.md section 5).
+
+Days are calendar days in `stats.timezone`. Event times are stored as naive UTC, so a day is the UTC
+interval between its two local midnights. Past days are answered from DailyStats, which the roll-up keeps
+current; days it has not reached yet (normally only today) are counted from the raw records, so an
+answer is right even while the roll-up is behind.
+
+The roll-up is safe with several processes on one database: a lease row lets one process at a time run
+it, each day is recomputed under a lock on the progress row (so an older count never overwrites a newer
+one) and written with an upsert, and progress lives in RollupState.
+
+Everything here blocks (database): handlers run it in the executor. `now` (an aware datetime, default the
+current time) is injectable so tests can move the clock instead of sleeping.
+"""
+import datetime
+import logging
+import uuid
+import zoneinfo
+
+import peewee as pw
+
+from models import (
+    AccessEvent,
+    Company,
+    Customer,
+    DailyStats,
+    FollowUp,
+    RollupStale,
+    RollupState,
+    User,
+    locked,
+    write_transaction,
+)
+from services.errors import NotFound
+
+log = logging.getLogger("zgld.stats")
+
+UTC = datetime.UTC
+METRICS = ("customer_num", "follow_num", "browse_num", "forward_num", "saved_total_num", "praise_sum")
+ACTION_METRICS = {1: "browse_num", 6: "forward_num", 8: "saved_total_num", 9: "praise_sum"}
+ROLLUP = "daily"  # the RollupState row of the daily roll-up
+LEASE_SECONDS = 300  # a crashed process's lease expires after this; a running one renews it every day
+EARLIEST = datetime.datetime(1970, 1, 1)
+
+
+# ---- days and their UTC bounds ---------------------------------------------------------------------
+
+def zone(settings):
+    return zoneinfo.ZoneInfo(settings["stats"]["timezone"])
+
+
+def clock():
+    """The current time; tests replace it to move "today" instead of sleeping."""
+    return datetime.datetime.now(UTC)
+
+
+def current_time(now=None):
+    return now if now is not None else clock()
+
+
+def local_today(settings, now=None):
+    return current_time(now).astimezone(zone(settings)).date()
+
+
+def day_start(day, tz):
+    """The UTC instant (naive, as stored) at which `day` begins in `tz`."""
+    return datetime.datetime.combine(day, datetime.time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+
+
+def local_day(utc_time, tz):
+    """The calendar day in `tz` of a stored (naive UTC) time."""
+    return utc_time.replace(tzinfo=UTC).astimezone(tz).date()
+
+
+def days_between(first, last):
+    return [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+# ---- counting raw records ----------------------------------------------------------------------------
+
+def _empty():
+    return dict.fromkeys(METRICS, 0)
+
+
+def raw_counts(start, end, company_id=None):
+    """{company_id: {metric: count}} for records in [start, end) (naive UTC); one company or all."""
+    def scoped(query, model):
+        return query.where(model.company == company_id) if company_id is not None else query
+
+    customers = scoped(Customer.select(Customer.company, pw.fn.COUNT(Customer.id)).where(
+        Customer.first_bound_at >= start, Customer.first_bound_at < end), Customer).group_by(Customer.company)
+    follows = scoped(FollowUp.select(FollowUp.company, pw.fn.COUNT(FollowUp.id)).where(
+        FollowUp.happened_at >= start, FollowUp.happened_at < end), FollowUp).group_by(FollowUp.company)
+    access = scoped(AccessEvent.select(AccessEvent.company, AccessEvent.action, pw.fn.COUNT(AccessEvent.id)).where(
+        AccessEvent.happened_at >= start, AccessEvent.happened_at < end,
+        AccessEvent.action.in_(list(ACTION_METRICS))), AccessEvent).group_by(AccessEvent.company, AccessEvent.action)
+
+    counts = {}
+    for company, n in customers.tuples():
+        counts.setdefault(company, _empty())["customer_num"] = n
+    for company, n in follows.tuples():
+        counts.setdefault(company, _empty())["follow_num"] = n
+    for company, action, n in access.tuples():
+        counts.setdefault(company, _empty())[ACTION_METRICS[action]] = n
+    return counts
+
+
+# ---- the roll-up ---------------------------------------------------------------------------------------
+
+def _ensure_state():
+    RollupState.insert(name=ROLLUP).on_conflict_ignore().execute()
+
+
+def rollup_day(day, tz):
+    """Recompute every company's metrics for `day` from the raw records (idempotent)."""
+    with write_transaction():
+        # The row lock (PostgreSQL) or the write lock (SQLite) serializes recomputes of the same day, so a
+        # slower, older count cannot overwrite a newer one.
+        locked(RollupState.select().where(RollupState.name == ROLLUP)).first()
+        counts = raw_counts(day_start(day, tz), day_start(day + datetime.timedelta(days=1), tz))
+        if counts:
+            DailyStats.insert_many([{"company": company, "day": day, **metrics}
+                                    for company, metrics in counts.items()]).on_conflict(
+                conflict_target=[DailyStats.company, DailyStats.day],
+                preserve=[getattr(DailyStats, m) for m in METRICS]).execute()
+        stale = DailyStats.delete().where(DailyStats.day == day)
+        if counts:
+            stale = stale.where(DailyStats.company.not_in(list(counts)))
+        stale.execute()  # companies whose records for the day are gone
+
+
+def rebuild(first, last, settings, progress=None):
+    """Recompute every day from `first` to `last` (the CLI's `rollup`); return the number of days."""
+    _ensure_state()
+    tz = zone(settings)
+    days = days_between(first, last)
+    for day in days:
+        rollup_day(day, tz)
+        if progress:
+            progress(day)
+    return len(days)
+
+
+def _last_due_day(settings, now):
+    """The last day the roll-up should have done: yesterday once rollup_delay_seconds have passed since
+    midnight (so records sent just before midnight are in), else the day before."""
+    tz = zone(settings)
+    local = current_time(now).astimezone(tz)
+    midnight = datetime.datetime.combine(local.date(), datetime.time(), tzinfo=tz)
+    waited = (local - midnight).total_seconds() >= settings["stats"]["rollup_delay_seconds"]
+    return local.date() - datetime.timedelta(days=1 if waited else 2)
+
+
+def _earliest_record_day(tz):
+    firsts = [Customer.select(pw.fn.MIN(Customer.first_bound_at)).scalar(),
+              FollowUp.select(pw.fn.MIN(FollowUp.happened_at)).scalar(),
+              AccessEvent.select(pw.fn.MIN(AccessEvent.happened_at)).scalar()]
+    firsts = [_as_datetime(t) for t in firsts if t is not None]
+    return local_day(min(firsts), tz) if firsts else None
+
+
+def _as_datetime(value):
+    """MIN() over a DATETIME column comes back as text on SQLite."""
+    return value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
+
+
+def _plan(done_through, last_due, settings):
+    """The days a roll-up run recomputes: those not done yet, plus the last `recompute_days` before them."""
+    recompute = datetime.timedelta(days=max(settings["stats"]["recompute_days"], 1) - 1)
+    if done_through is None:
+        earliest = _earliest_record_day(zone(settings))
+        first = last_due - recompute if earliest is None else min(earliest, last_due - recompute)
+    else:
+        if done_through >= last_due:
+            return []
+        first = min(done_through + datetime.timedelta(days=1), last_due - recompute)
+    return days_between(first, last_due)
+
+
+def _take_lease(owner, now):
+    until = current_time(now).astimezone(UTC).replace(tzinfo=None)
+    free = (RollupState.lease_until.is_null() | (RollupState.lease_until < until) |
+            (RollupState.lease_owner == owner))
+    taken = RollupState.update(lease_owner=owner, lease_until=until + datetime.timedelta(seconds=LEASE_SECONDS)).where(
+        RollupState.name == ROLLUP, free).execute()
+    return taken == 1
+
+
+def _release_lease(owner):
+    RollupState.update(lease_owner="", lease_until=None).where(
+        RollupState.name == ROLLUP, RollupState.lease_owner == owner).execute()
+
+
+def rollup_if_due(settings, now=None):
+    """The scheduled callback's work, also run at start-up: roll up the days since the last run (catching
+    up after downtime, recomputing the last `recompute_days`), then days that late records made stale.
+
+    Returns the days recomputed ([] if nothing was due or another process holds the lease)."""
+    _ensure_state()
+    state = RollupState.get_by_id(ROLLUP)
+    plan = _plan(state.done_through, _last_due_day(settings, now), settings)
+    if not plan and not RollupStale.select().exists():
+        return []
+    owner = uuid.uuid4().hex
+    if not _take_lease(owner, now):
+        return []
+    try:
+        return _run(owner, settings, now)
+    finally:
+        _release_lease(owner)
+
+
+def _run(owner, settings, now):
+    tz = zone(settings)
+    state = RollupState.get_by_id(ROLLUP)  # again: another process may have advanced it meanwhile
+    done = []
+    for day in _plan(state.done_through, _last_due_day(settings, now), settings):
+        rollup_day(day, tz)
+        RollupState.update(done_through=day).where(
+            RollupState.name == ROLLUP, RollupState.done_through.is_null() | (RollupState.done_through < day)
+        ).execute()
+        _take_lease(owner, now)  # renew
+        done.append(day)
+    for mark in list(RollupStale.select()):
+        rollup_day(mark.day, tz)
+        # Only the mark that was read: a newer one (records that came in meanwhile) stays for next time.
+        RollupStale.delete().where(RollupStale.day == mark.day, RollupStale.version == mark.version).execute()
+        done.append(mark.day)
+    return done
+
+
+def scheduled_rollup(settings):
+    """The background job's work: never raises (a failure is logged and retried at the next check)."""
+    try:
+        done = rollup_if_due(settings)
+    except Exception:
+        log.exception("roll-up failed; it is retried at the next check")
+        return []
+    if done:
+        log.info("roll-up recomputed %d day(s): %s .. %s", len(done), min(done), max(done))
+    return done
+
+
+def mark_stale(times, settings, now=None):
+    """Note the past days of `times` (naive UTC) that new records changed, so the roll-up recomputes them.
+
+    Called inside the writer's transaction, so the marks and the records commit together."""
+    tz = zone(settings)
+    today_starts = day_start(local_today(settings, now), tz)
+    past = sorted({local_day(t, tz) for t in times if t < today_starts})
+    if past:
+        RollupStale.insert_many([(day, uuid.uuid4().hex) for day in past],
+                                fields=[RollupStale.day, RollupStale.version]).on_conflict(
+            conflict_target=[RollupStale.day], preserve=[RollupStale.version]).as_rowcount().execute()
+
+
+# ---- answering the dashboard ---------------------------------------------------------------------------
+
+def target_company(caller, company_id):
+    """The company a statistics call is about: the caller's own by default; an administrator may name any
+    company; an ordinary user naming another company gets 302 (it does not exist for them)."""
+    if company_id is None or company_id == caller.company_id:
+        return caller.company
+    company = Company.get_or_none(Company.id == company_id) if caller.is_admin else None
+    if company is None:
+        raise NotFound("公司不存在")
+    return company
+
+
+def _done_through():
+    state = RollupState.get_or_none(RollupState.name == ROLLUP)
+    return state.done_through if state is not None else None
+
+
+def _rolled_sums(company_id, windows, done_through):
+    """One query: for each window (first, last) the sum of each metric over rolled-up days."""
+    columns = []
+    for first, last in windows:
+        in_window = DailyStats.day <= min(last, done_through)
+        if first is not None:
+            in_window &= DailyStats.day >= first
+        columns += [pw.fn.COALESCE(pw.fn.SUM(pw.Case(None, [(in_window, getattr(DailyStats, m))], 0)), 0)
+                    for m in METRICS]
+    row = DailyStats.select(*columns).where(DailyStats.company == company_id,
+                                            DailyStats.day <= done_through).tuples().first()
+    values = [int(v) for v in row] if row else [0] * len(columns)
+    return [dict(zip(METRICS, values[n * len(METRICS):(n + 1) * len(METRICS)], strict=True))
+            for n in range(len(windows))]
+
+
+def window_totals(company_id, windows, settings, now=None):
+    """Each metric summed over each window (first day or None for all time, last day), from the roll-up
+    for rolled-up days and from raw records for the rest."""
+    tz = zone(settings)
+    done_through = _done_through()
+    totals = (_rolled_sums(company_id, windows, done_through) if done_through is not None
+              else [_empty() for _ in windows])
+    raw_cache = {}
+    not_rolled = done_through + datetime.timedelta(days=1) if done_through is not None else None
+    for total, (first, last) in zip(totals, windows, strict=True):
+        lower = [d for d in (first, not_rolled) if d is not None]
+        raw_first = max(lower) if lower else None  # the part of the window the roll-up has not reached
+        if raw_first is not None and raw_first > last:
+            continue
+        start = day_start(raw_first, tz) if raw_first is not None else EARLIEST
+        end = day_start(last + datetime.timedelta(days=1), tz)
+        if (start, end) not in raw_cache:
+            raw_cache[start, end] = raw_counts(start, end, company_id).get(company_id, _empty())
+        for metric, n in raw_cache[start, end].items():
+            total[metric] += n
+    return totals
+
+
+def acount_data(caller, company_id, settings, now=None):
+    """`count_data` all time including today; `yesterday_data`; the 7 and 30 whole days before today."""
+    company = target_company(caller, company_id)
+    today = local_today(settings, now)
+    day = datetime.timedelta(days=1)
+    windows = [(None, today), (today - day, today - day), (today - 7 * day, today - day),
+               (today - 30 * day, today - day)]
+    totals = window_totals(company.id, windows, settings, now)
+    names = ("count_data", "yesterday_data", "nearly_seven_days", "nearly_thirty_days")
+    return {"ret_data": dict(zip(names, totals, strict=True))}
+
+
+def line_info(caller, company_id, days, index_type, settings, now=None):
+    """One point per day for the `days` days before today, oldest first; `index_type` 1..6 picks the metric."""
+    company = target_company(caller, company_id)
+    metric = METRICS[index_type - 1]
+    today = local_today(settings, now)
+    first, last = today - datetime.timedelta(days=days), today - datetime.timedelta(days=1)
+    done_through = _done_through()
+    values = {}
+    if done_through is not None and done_through >= first:
+        column = getattr(DailyStats, metric)
+        values.update(DailyStats.select(DailyStats.day, column).where(
+            DailyStats.company == company.id, DailyStats.day.between(first, min(last, done_through))).tuples())
+    tz = zone(settings)
+    for day in days_between(first, last):
+        if done_through is None or day > done_through:  # not rolled up yet: count it raw
+            raw = raw_counts(day_start(day, tz), day_start(day + datetime.timedelta(days=1), tz), company.id)
+            values[day] = raw.get(company.id, _empty())[metric]
+    return {"ret_data": [{"statics_date": day.isoformat(), "value": values.get(day, 0)}
+                         for day in days_between(first, last)]}
+
+
+def home_page(caller, company_id, settings, now=None):
+    """The company's card quota and validity, the caller's name, and its customers so far."""
+    company = target_company(caller, company_id)
+    today = local_today(settings, now)
+    opened = company.create_date.date()
+    expires = company.expire_date
+    customers = window_totals(company.id, [(None, today)], settings, now)[0]["customer_num"]
+    return {"ret_data": {
+        "company_name": company.name,
+        "username": caller.username,
+        "mingpian_num": company.mingpian_available_num,
+        "user_count": User.select().where(User.company == company.id).count(),
+        "expired_time": expires.isoformat() if expires else "",
+        "open_up_date": opened.isoformat(),
+        "available_days": max((expires - today).days, 0) if expires else 0,
+        "used_days": max((today - opened).days, 0),
+        "customer_num": customers,
+    }}
