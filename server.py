@@ -28,6 +28,7 @@ from handlers import activity as activity_handlers
 from handlers import auth as auth_handlers
 from handlers import console as console_handlers
 from handlers import health as health_handlers
+from handlers import products as product_handlers
 from handlers import stats as stats_handlers
 from handlers import users as user_handlers
 from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
@@ -38,7 +39,7 @@ from workers import Workers
 
 log = logging.getLogger("zgld")
 
-HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, health_handlers, stats_handlers,
+HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, product_handlers, health_handlers, stats_handlers,
                    activity_handlers]
 
 PRUNE_SIGNATURES_MS = 10 * 60 * 1000

@@ -1,0 +1,80 @@
+"""The product catalogue (seed 2.1-2.5)."""
+from handlers.base import ID, BaseHandler, api, path_id
+from models import PRODUCT_COMPANY, PRODUCT_OFF_SHELF, PRODUCT_ON_SHELF, PRODUCT_PERSONAL
+from services import products
+from services.forms import Int, JsonList, Str, validate
+from services.listing import PAGE_FORM
+
+PRODUCT_TYPE = Int(choices=(PRODUCT_COMPANY, PRODUCT_PERSONAL))
+SHELF_STATUS = (PRODUCT_ON_SHELF, PRODUCT_OFF_SHELF)
+
+LIST_FORM = {
+    "product_type": PRODUCT_TYPE,
+    "status": Int(required=False, default=PRODUCT_ON_SHELF, choices=SHELF_STATUS),
+    "product_name": Str(required=False, max_length=128),
+    "company_id": Int(required=False),
+    **PAGE_FORM,
+}
+SINGLE_FORM = {"product_id": Int()}
+PRODUCT_FORM = {
+    "product_type": PRODUCT_TYPE,
+    "name": Str(max_length=128),
+    "price": Str(max_length=64),
+    "reason": Str(max_length=1024),
+    "cover_picture_id": JsonList(),
+    "article_data": JsonList(required=False),
+}
+ADD_FORM = {**PRODUCT_FORM, "company_id": Int(required=False)}
+STATUS_FORM = {"status": Int(choices=SHELF_STATUS)}
+
+
+class ProductListHandler(BaseHandler):
+    async def get(self):
+        form = validate(LIST_FORM, self.args())
+        self.reply(await self.run(products.list_products, self.current_user, **form))
+
+
+class ProductSingleHandler(BaseHandler):
+    async def get(self):
+        form = validate(SINGLE_FORM, self.args())
+        self.reply(await self.run(products.get_product, self.current_user, form["product_id"]))
+
+
+class ProductAddHandler(BaseHandler):
+    async def post(self):
+        form = validate(ADD_FORM, self.args())
+        await self.run(products.add_product, self.current_user, form)
+        self.reply({}, "添加成功")
+
+
+class ProductUpdateHandler(BaseHandler):
+    async def post(self, product_id):
+        product_id = path_id(product_id)
+        form = validate(PRODUCT_FORM, self.args())
+        await self.run(products.update_product, self.current_user, product_id, form, self.settings["storage"])
+        self.reply({}, "修改成功")
+
+
+class ProductDeleteHandler(BaseHandler):
+    async def post(self, product_id):
+        await self.run(products.delete_product, self.current_user, path_id(product_id), self.settings["storage"])
+        self.reply({}, "删除成功")
+
+
+class ProductStatusHandler(BaseHandler):
+    async def post(self, product_id):
+        product_id = path_id(product_id)
+        form = validate(STATUS_FORM, self.args())
+        data = await self.run(products.set_status, self.current_user, product_id, form["status"])
+        self.reply(data, products.STATUS_CHANGED_MSG[form["status"]])
+
+
+default_handlers = [
+    api("product/product_list", ProductListHandler),
+    api("product/product_single", ProductSingleHandler),
+    api("product/add/0", ProductAddHandler),
+    api(f"product/update/{ID}", ProductUpdateHandler),
+    api(f"product/delete/{ID}", ProductDeleteHandler),
+    api(f"product/change_status/{ID}", ProductStatusHandler),
+    api(f"product/change_status/{ID}", ProductStatusHandler, area="qiyeweixin"),
+]

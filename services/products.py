@@ -1,0 +1,447 @@
+"""The product catalogue: company products (type 1) and personal products (type 2) with their covers
+and ordered articles (BEHAVIOR.md section 3).
+
+Who may do what: everybody reads within their own company, administrators anywhere. Company products
+are added, changed and deleted by administrators only (an ordinary user gets 404); personal products by
+any user of the product's company. Another company's product does not exist for an ordinary user (302).
+Writes run in one write_transaction(); picture files are removed only after it commits.
+"""
+import datetime
+import logging
+
+import peewee as pw
+
+from models import (
+    PICTURE_COVER,
+    PICTURE_INTRO,
+    PRODUCT_COMPANY,
+    PRODUCT_OFF_SHELF,
+    PRODUCT_ON_SHELF,
+    PRODUCT_RECOMMENDED,
+    PRODUCT_STATUS_LABELS,
+    Company,
+    Product,
+    ProductArticle,
+    ProductPicture,
+    User,
+    db,
+    locked,
+    write_transaction,
+)
+from services.errors import Forbidden, FormInvalid, NotFound, invalid
+from services.forms import Int, Str
+from services.listing import DATETIME_FORMAT, MAX_LENGTH
+
+log = logging.getLogger("zgld.products")
+
+MAX_CONTENT = 20000  # characters of one article's text
+
+# The `status` filter of product_list: 1 = on shelf (published or recommended), 2 = off shelf.
+LIST_STATUSES = {PRODUCT_ON_SHELF: (PRODUCT_ON_SHELF, PRODUCT_RECOMMENDED), PRODUCT_OFF_SHELF: (PRODUCT_OFF_SHELF,) * 2}
+
+STATUS_CHANGED_MSG = {PRODUCT_ON_SHELF: "修改上架状态成功", PRODUCT_OFF_SHELF: "修改下架状态成功"}
+
+
+# ---- queries compiled once -------------------------------------------------------------------------
+
+_MARK = -7_340_000_000_000  # stand-in values far from any real one, replaced when the query runs
+
+
+class CompiledQuery:
+    """A Peewee query turned into SQL once per kind of database, then run with new values.
+
+    `build(slot)` returns the query with `slot(name)` where each value goes; `execute(**values)` runs the
+    SQL with those values. Building and compiling a Peewee query costs more than SQLite takes to run it."""
+
+    def __init__(self, build):
+        self._build = build
+        self._compiled = {}
+
+    def _compile(self):
+        names = []
+
+        def slot(name):
+            names.append(name)
+            return _MARK - len(names)
+
+        sql, params = self._build(slot).sql()
+        markers = {_MARK - i: name for i, name in enumerate(names, 1)}
+        return sql, [(markers.get(p) if type(p) is int else None, p) for p in params]
+
+    def execute(self, **values):
+        kind = type(db.obj)
+        if kind not in self._compiled:
+            self._compiled[kind] = self._compile()
+        sql, plan = self._compiled[kind]
+        return db.execute_sql(sql, [values[name] if name else constant for name, constant in plan])
+
+
+def _like(field, slot):
+    """`field` contains the text (an escaped LIKE pattern given at run time), ignoring case."""
+    pattern = pw.NodeList((pw.Value(slot, converter=False), pw.SQL("ESCAPE"), pw.Value("\\", converter=False)))
+    return pw.Expression(field, pw.OP.ILIKE, pattern)
+
+
+def _escape_like(text):
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _filtered(query, slot, by_company, by_name):
+    query = query.where(Product.product_type == slot("product_type"),
+                        Product.status.in_([slot("status_a"), slot("status_b")]))
+    if by_company:
+        query = query.where(Product.company == slot("company_id"))
+    if by_name:
+        query = query.where(_like(Product.name, slot("pattern")))
+    return query
+
+
+def _list_query(slot, by_company, by_name):
+    cover = ProductPicture.alias()
+    first_cover = (cover.select(cover.url)
+                   .where((cover.product == Product.id) & (cover.picture_type == PICTURE_COVER))
+                   .order_by(cover.order, cover.id).limit(1))
+    query = (Product.select(Product.id, Product.product_type, Product.name, Product.price, Product.status,
+                            Product.create_date, Company.name, User.username, first_cover)
+             .join(Company).switch(Product).join(User, pw.JOIN.LEFT_OUTER))
+    return (_filtered(query, slot, by_company, by_name)
+            .order_by(Product.create_date.desc(), Product.id.desc()).limit(slot("limit")).offset(slot("offset")))
+
+
+def _count_query(slot, by_company, by_name):
+    return _filtered(Product.select(pw.fn.COUNT(pw.SQL("*"))), slot, by_company, by_name)
+
+
+_SHAPES = [(c, n) for c in (False, True) for n in (False, True)]
+_LIST = {shape: CompiledQuery(lambda slot, shape=shape: _list_query(slot, *shape)) for shape in _SHAPES}
+_COUNT = {shape: CompiledQuery(lambda slot, shape=shape: _count_query(slot, *shape)) for shape in _SHAPES}
+
+
+# ---- shared pieces ---------------------------------------------------------------------------------
+
+def _format_datetime(value):
+    """'YYYY-MM-DD HH:MM:SS' whether the driver gives a datetime (PostgreSQL) or text (SQLite)."""
+    if isinstance(value, datetime.datetime):
+        return value.strftime(DATETIME_FORMAT)
+    return str(value)[:19] if value else ""
+
+
+def _publisher(product_type, company_name, owner_name):
+    return company_name if product_type == PRODUCT_COMPANY else owner_name or ""
+
+
+def _list_company(caller, company_id):
+    """The company a list is limited to: administrators choose (or see all), others see their own."""
+    if caller.is_admin:
+        if company_id is not None and not Company.select().where(Company.id == company_id).exists():
+            raise NotFound("公司不存在")
+        return company_id
+    if company_id not in (None, caller.company_id):
+        raise NotFound("公司不存在")
+    return caller.company_id
+
+
+def _find(caller, product_id, lock=False):
+    """The product if the caller may see it (administrators: any; others: their company's), else 302."""
+    query = Product.select().where(Product.id == product_id)
+    if not caller.is_admin:
+        query = query.where(Product.company == caller.company_id)
+    product = (locked(query) if lock else query).first()
+    if product is None:
+        raise NotFound("产品不存在")
+    return product
+
+
+def _require_may_change(caller, product_type):
+    """Company products are the administrators' (404 for anyone else)."""
+    if product_type == PRODUCT_COMPANY and not caller.is_admin:
+        raise Forbidden()
+
+
+def _changeable(caller, product_id):
+    """The product, locked for a write, if the caller may change it."""
+    product = _find(caller, product_id, lock=True)
+    _require_may_change(caller, product.product_type)
+    return product
+
+
+# ---- reading ---------------------------------------------------------------------------------------
+
+def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=None, company_id=None,
+                  current_page=1, length=20):
+    """One page of products, newest first, as `{ret_data, data_count}` (count before paging).
+
+    Two queries, each compiled once; the first cover comes from a subquery, not a query per row."""
+    company_id = _list_company(caller, company_id)
+    length = min(length, MAX_LENGTH)
+    shape = (company_id is not None, bool(product_name))
+    status_a, status_b = LIST_STATUSES[status]
+    values = {"product_type": product_type, "status_a": status_a, "status_b": status_b}
+    if company_id is not None:
+        values["company_id"] = company_id
+    if product_name:
+        values["pattern"] = _escape_like(product_name)
+    rows = _LIST[shape].execute(**values, limit=length, offset=(current_page - 1) * length).fetchall()
+    count = _COUNT[shape].execute(**values).fetchone()[0]
+    return {"ret_data": [_list_row(*row) for row in rows], "data_count": count}
+
+
+def _list_row(product_id, product_type, name, price, status, create_date, company_name, owner_name, cover):
+    return {
+        "product_id": product_id,
+        "cover_picture": cover or "",
+        "name": name,
+        "price": price,
+        "publisher_date": _format_datetime(create_date),
+        "publisher": _publisher(product_type, company_name, owner_name),
+        "status": PRODUCT_STATUS_LABELS[status],
+        "status_code": status,
+    }
+
+
+def get_product(caller, product_id):
+    """One product with its covers and its articles and intro pictures in order, as an edit form needs."""
+    product = _find(caller, product_id)
+    company_name = Company.select(Company.name).where(Company.id == product.company_id).scalar()
+    owner_name = User.select(User.username).where(User.id == product.user_id).scalar() if product.user_id else ""
+    pictures = (ProductPicture.select(ProductPicture.id, ProductPicture.url, ProductPicture.picture_type,
+                                      ProductPicture.order)
+                .where(ProductPicture.product == product.id).order_by(ProductPicture.order, ProductPicture.id))
+    covers = [p for p in pictures if p.picture_type == PICTURE_COVER]
+    items = [({"picture_id": p.id, "picture_url": p.url, "order": p.order}, p.id) for p in pictures
+             if p.picture_type != PICTURE_COVER]
+    items += [({"article_id": a.id, "title": a.title, "content": a.content, "order": a.order}, a.id)
+              for a in ProductArticle.select().where(ProductArticle.product == product.id)]
+    items.sort(key=lambda pair: (pair[0]["order"], "article_id" in pair[0], pair[1]))
+    return {"ret_data": {
+        "product_id": product.id,
+        "product_type": product.product_type,
+        "name": product.name,
+        "price": product.price,
+        "reason": product.reason,
+        "status": PRODUCT_STATUS_LABELS[product.status],
+        "status_code": product.status,
+        "publisher": _publisher(product.product_type, company_name, owner_name),
+        "publisher_date": _format_datetime(product.create_date),
+        "cover_picture_id": [p.id for p in covers],
+        "cover_pictures": [{"picture_id": p.id, "picture_url": p.url} for p in covers],
+        "article_data": [item for item, _ in items],
+    }}
+
+
+# ---- the lists inside a product form ---------------------------------------------------------------
+
+_PICTURE_ID = Int()
+_ORDER = Int(min=0)
+_TITLE = Str(max_length=256)
+_CONTENT = Str(max_length=MAX_CONTENT)
+
+
+def _present(item, key):
+    value = item.get(key)
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _clean(field, value, name, errors):
+    try:
+        return field.clean(value)
+    except ValueError as e:
+        errors[name] = [str(e)]
+
+
+def clean_cover_ids(values):
+    """`cover_picture_id` items: picture ids, each once. Errors name the item, e.g. cover_picture_id[1]."""
+    errors, ids = {}, []
+    for i, value in enumerate(values):
+        name = f"cover_picture_id[{i}]"
+        picture_id = _clean(_PICTURE_ID, value, name, errors)
+        if picture_id in ids:
+            errors[name] = ["图片ID重复"]
+        elif picture_id is not None:
+            ids.append(picture_id)
+    if errors:
+        raise FormInvalid(data=errors)
+    return ids
+
+
+def clean_articles(values, cover_ids=()):
+    """`article_data` items: each exactly one of title, content, picture_id, with an integer order;
+    article_id (optional) names an existing article. Returns dicts with every key; errors name the item."""
+    errors, items, seen = {}, [], set(cover_ids)
+    for i, value in enumerate(values):
+        name = f"article_data[{i}]"
+        if not isinstance(value, dict):
+            errors[name] = ["必须是对象"]
+            continue
+        kinds = [key for key in ("title", "content", "picture_id") if _present(value, key)]
+        if len(kinds) != 1:
+            errors[name] = ["title、content、picture_id 必须且只能有一个"]
+            continue
+        kind = kinds[0]
+        field = {"title": _TITLE, "content": _CONTENT, "picture_id": _PICTURE_ID}[kind]
+        item = {"article_id": None, "title": None, "content": None, "picture_id": None,
+                kind: _clean(field, value[kind], f"{name}.{kind}", errors),
+                "order": _clean(_ORDER, value.get("order"), f"{name}.order", errors)}
+        if _present(value, "article_id"):
+            if kind == "picture_id":
+                errors[f"{name}.article_id"] = ["图片项不能带 article_id"]
+            item["article_id"] = _clean(_PICTURE_ID, value["article_id"], f"{name}.article_id", errors)
+        for key in ("article_id", "picture_id"):
+            if item[key] is None:
+                continue
+            if (key, item[key]) in seen:
+                errors[f"{name}.{key}"] = ["重复的ID" if key == "article_id" else "图片已在封面或其他项中使用"]
+            seen.add((key, item[key]))
+        items.append(item)
+    if errors:
+        raise FormInvalid(data=errors)
+    return items
+
+
+def _clean_contents(form):
+    covers = clean_cover_ids(form["cover_picture_id"])
+    return covers, clean_articles(form.get("article_data") or [], [("picture_id", c) for c in covers])
+
+
+# ---- writing ---------------------------------------------------------------------------------------
+
+def _attach_pictures(product, covers, items):
+    """Point the listed pictures at `product` (covers in list order, intro pictures at their item's order).
+
+    Each must be a picture of the product's company that no other product uses: else 302 naming it."""
+    wanted = {pid: (f"cover_picture_id[{i}]", PICTURE_COVER, i + 1) for i, pid in enumerate(covers)}
+    for i, item in enumerate(items):
+        if item["picture_id"] is not None:
+            wanted[item["picture_id"]] = (f"article_data[{i}].picture_id", PICTURE_INTRO, item["order"])
+    if not wanted:
+        return
+    rows = {p.id: p for p in locked(ProductPicture.select().where(ProductPicture.id.in_(list(wanted))))}
+    for picture_id, (name, _, _) in wanted.items():
+        row = rows.get(picture_id)
+        if row is None or row.company_id != product.company_id or row.product_id not in (None, product.id):
+            raise NotFound("图片不存在", data={name: ["图片不存在或已被其他产品使用"]})
+    for picture_id, (_, picture_type, order) in wanted.items():
+        ProductPicture.update(product=product.id, picture_type=picture_type, order=order).where(
+            ProductPicture.id == picture_id).execute()
+
+
+def _save_articles(product, items):
+    """Make the product's articles those listed: items with an id update that article (302 if it is not
+    this product's), the others are added, and articles no longer listed are deleted."""
+    texts = [item for item in items if item["picture_id"] is None]
+    ids = [item["article_id"] for item in texts if item["article_id"] is not None]
+    own = {a for (a,) in ProductArticle.select(ProductArticle.id).where(
+        ProductArticle.product == product.id, ProductArticle.id.in_(ids)).tuples()} if ids else set()
+    for i, item in enumerate(items):
+        if item["article_id"] is not None and item["article_id"] not in own:
+            raise NotFound("文章不存在", data={f"article_data[{i}].article_id": ["文章不存在"]})
+    ProductArticle.delete().where(ProductArticle.product == product.id, ProductArticle.id.not_in(ids)).execute()
+    new = []
+    for item in texts:
+        fields = {"title": item["title"], "content": item["content"], "order": item["order"]}
+        if item["article_id"] is None:
+            new.append({"product": product.id, **fields})
+        else:
+            ProductArticle.update(fields).where(ProductArticle.id == item["article_id"]).execute()
+    if new:
+        ProductArticle.insert_many(new).execute()
+
+
+def _target_company(caller, company_id):
+    """The company a new product belongs to: the caller's, or for an administrator the one named."""
+    if company_id is None or company_id == caller.company_id:
+        return caller.company_id
+    if not caller.is_admin or not Company.select().where(Company.id == company_id).exists():
+        raise NotFound("公司不存在")
+    return company_id
+
+
+def add_product(caller, form):
+    """Add a product with its covers, articles and intro pictures; all or nothing."""
+    covers, items = _clean_contents(form)
+    _require_may_change(caller, form["product_type"])
+    with write_transaction():
+        company_id = _target_company(caller, form.get("company_id"))
+        product = Product.create(company=company_id, user=caller.id if form["product_type"] != PRODUCT_COMPANY
+                                 else None, product_type=form["product_type"], name=form["name"],
+                                 price=form["price"], reason=form["reason"])
+        _attach_pictures(product, covers, items)
+        _save_articles(product, items)
+    return product
+
+
+def update_product(caller, product_id, form, storage):
+    """Replace a product's fields, covers, articles and intro pictures with the form's, in one transaction.
+
+    Articles and pictures no longer listed are removed; their files after the commit."""
+    covers, items = _clean_contents(form)
+    with write_transaction():
+        product = _changeable(caller, product_id)
+        if form["product_type"] != product.product_type:
+            raise invalid("product_type", "不能修改产品类型")
+        Product.update(name=form["name"], price=form["price"], reason=form["reason"]).where(
+            Product.id == product.id).execute()
+        _attach_pictures(product, covers, items)
+        _save_articles(product, items)
+        kept_pictures = covers + [item["picture_id"] for item in items if item["picture_id"] is not None]
+        urls = _delete_pictures(ProductPicture.product == product.id, ProductPicture.id.not_in(kept_pictures))
+    delete_files(storage, urls)
+
+
+def delete_product(caller, product_id, storage):
+    """Delete a product, its articles and picture rows, then (after the commit) its picture files."""
+    with write_transaction():
+        product = _changeable(caller, product_id)
+        urls = delete_product_rows([product.id])
+    delete_files(storage, urls)
+
+
+def set_status(caller, product_id, status):
+    """Put a product on (1) or off (2) the shelf."""
+    with write_transaction():
+        product = _changeable(caller, product_id)
+        Product.update(status=status).where(Product.id == product.id).execute()
+    return {"product_id": product.id, "status": PRODUCT_STATUS_LABELS[status], "status_code": status}
+
+
+# ---- deleting rows and files -------------------------------------------------------------------------
+
+_BATCH = 500  # ids per IN (...) list, well under every database's parameter limit
+
+
+def _delete_pictures(*conditions):
+    """Delete the picture rows matching `conditions`; return their URLs."""
+    rows = ProductPicture.select(ProductPicture.id, ProductPicture.url).where(*conditions)
+    urls = [p.url for p in rows]
+    ProductPicture.delete().where(*conditions).execute()
+    return urls
+
+
+def delete_product_rows(product_ids):
+    """Delete products with their articles and picture rows, in the caller's transaction.
+
+    Returns the URLs of the pictures whose files must go once that transaction has committed
+    (see delete_files)."""
+    urls = []
+    product_ids = list(product_ids)
+    for start in range(0, len(product_ids), _BATCH):
+        batch = product_ids[start:start + _BATCH]
+        urls += _delete_pictures(ProductPicture.product.in_(batch))
+        ProductArticle.delete().where(ProductArticle.product.in_(batch)).execute()
+        Product.delete().where(Product.id.in_(batch)).execute()
+    return urls
+
+
+def delete_files(storage, urls):
+    """Remove picture files (after the commit that deleted their rows). A URL that some picture row
+    still names is kept; a file that cannot be removed is logged, not raised: its rows are gone."""
+    urls = set(urls)
+    for start in range(0, len(urls), _BATCH):
+        batch = sorted(urls)[start:start + _BATCH]
+        urls -= {u for (u,) in ProductPicture.select(ProductPicture.url).where(
+            ProductPicture.url.in_(batch)).tuples()}
+    for url in urls:
+        try:
+            storage.delete(url)
+        except OSError:
+            log.warning("could not delete picture file %s", url, exc_info=True)

@@ -1,0 +1,236 @@
+"""The product catalogue, reading: product_list and product_single (seed 2.1, 2.2; BEHAVIOR.md section 3)."""
+import datetime
+
+import pytest
+from playhouse.db_url import connect as connect_url
+from playhouse.test_utils import count_queries
+
+import models
+from services import products
+from tests.conftest import row_counts
+from tests.product_data import LIST, SINGLE, Catalogue
+
+MAX_ID = 2**31 - 1
+
+
+@pytest.fixture
+def cat(make_company, make_user, database):
+    return Catalogue(make_company, make_user)
+
+
+# ---- product_list -------------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_list_answers_the_seed_shape_newest_first(client, cat):
+    older = cat.product(cat.a, name="2018国际男篮对抗赛", price="280-1280", created="2018-06-26 14:08:44")
+    newer = cat.product(cat.a, name="2018世界女排联赛入场票", price="50-1380元", created="2018-06-28 10:15:14",
+                        status=models.PRODUCT_RECOMMENDED)
+    second = cat.picture(cat.a, product=newer, order=2)
+    first = cat.picture(cat.a, product=newer, order=1)
+    cat.picture(cat.a, product=newer, order=0, picture_type=models.PICTURE_INTRO)  # not a cover
+    cat.product(cat.a, name="已下架", status=models.PRODUCT_OFF_SHELF)
+    cat.product(cat.a, name="个人", product_type=models.PRODUCT_PERSONAL, owner=cat.staff)
+    cat.product(cat.b, name="别家的")
+    assert second.url != first.url
+
+    body = await client.get(LIST, cat.staff, product_type="1")
+    assert body == {"code": 200, "msg": "查询成功", "data": {"ret_data": [
+        {"product_id": newer.id, "cover_picture": first.url, "name": "2018世界女排联赛入场票", "price": "50-1380元",
+         "publisher_date": "2018-06-28 10:15:14", "publisher": cat.a.name, "status": "推荐", "status_code": 3},
+        {"product_id": older.id, "cover_picture": "", "name": "2018国际男篮对抗赛", "price": "280-1280",
+         "publisher_date": "2018-06-26 14:08:44", "publisher": cat.a.name, "status": "已发布", "status_code": 1},
+    ], "data_count": 2}}
+
+
+@pytest.mark.gen_test
+async def test_list_ties_on_date_go_by_id_descending(client, cat):
+    ids = [cat.product(cat.a, created="2020-01-01 00:00:00").id for _ in range(3)]
+    body = await client.get(LIST, cat.staff, product_type="1")
+    assert [row["product_id"] for row in body["data"]["ret_data"]] == ids[::-1]
+
+
+@pytest.mark.gen_test
+async def test_personal_products_name_their_owner_and_filters_work(client, cat):
+    mine = cat.product(cat.a, name="门票A", product_type=models.PRODUCT_PERSONAL, owner=cat.staff)
+    theirs = cat.product(cat.a, name="门票B", product_type=models.PRODUCT_PERSONAL, owner=cat.colleague)
+    off = cat.product(cat.a, name="门票C", product_type=models.PRODUCT_PERSONAL, owner=cat.staff,
+                      status=models.PRODUCT_OFF_SHELF)
+    cat.product(cat.a, name="别的", product_type=models.PRODUCT_PERSONAL, owner=cat.staff)
+
+    body = await client.get(LIST, cat.staff, product_type="2", product_name="门票")
+    rows = body["data"]["ret_data"]
+    assert [(r["product_id"], r["publisher"]) for r in rows] == [
+        (theirs.id, cat.colleague.username), (mine.id, cat.staff.username)]
+    assert body["data"]["data_count"] == 2
+
+    body = await client.get(LIST, cat.staff, product_type="2", status="2")
+    assert [(r["product_id"], r["status"], r["status_code"]) for r in body["data"]["ret_data"]] == [
+        (off.id, "已下架", 2)]
+
+
+@pytest.mark.gen_test
+async def test_name_search_takes_wildcards_literally(client, cat):
+    cat.product(cat.a, name="100% 真品")
+    cat.product(cat.a, name="100 件")
+    cat.product(cat.a, name="a_b")
+    cat.product(cat.a, name="axb")
+    assert [r["name"] for r in (await client.get(LIST, cat.staff, product_type="1",
+                                                 product_name="%"))["data"]["ret_data"]] == ["100% 真品"]
+    assert [r["name"] for r in (await client.get(LIST, cat.staff, product_type="1",
+                                                 product_name="a_b"))["data"]["ret_data"]] == ["a_b"]
+
+
+@pytest.mark.gen_test
+async def test_ordinary_user_sees_only_their_company(client, cat):
+    ours = cat.product(cat.a)
+    cat.product(cat.b)
+    body = await client.get(LIST, cat.staff, product_type="1")
+    assert [r["product_id"] for r in body["data"]["ret_data"]] == [ours.id]
+    assert (await client.get(LIST, cat.staff, product_type="1", company_id=str(cat.a.id)))["code"] == 200
+    refused = await client.get(LIST, cat.staff, product_type="1", company_id=str(cat.b.id))
+    assert refused["code"] == 302 and refused["data"] == {}
+
+
+@pytest.mark.gen_test
+async def test_administrator_sees_every_company_and_filters_by_company(client, cat):
+    ours = cat.product(cat.a, created="2020-01-01 00:00:00")
+    theirs = cat.product(cat.b, created="2020-01-02 00:00:00")
+    everything = await client.get(LIST, cat.admin, product_type="1")
+    assert [r["product_id"] for r in everything["data"]["ret_data"]] == [theirs.id, ours.id]
+    assert [r["publisher"] for r in everything["data"]["ret_data"]] == [cat.b.name, cat.a.name]
+    only_b = await client.get(LIST, cat.admin, product_type="1", company_id=str(cat.b.id))
+    assert [r["product_id"] for r in only_b["data"]["ret_data"]] == [theirs.id]
+    assert only_b["data"]["data_count"] == 1
+    unknown = await client.get(LIST, cat.admin, product_type="1", company_id="999999")
+    assert unknown["code"] == 302
+
+
+@pytest.mark.gen_test
+async def test_paging_counts_before_the_page_and_caps_length(client, cat):
+    ids = cat.many_products(cat.a, 105)[::-1]  # newest first
+    first = await client.get(LIST, cat.staff, product_type="1")
+    assert [r["product_id"] for r in first["data"]["ret_data"]] == ids[:20]
+    assert first["data"]["data_count"] == 105
+    third = await client.get(LIST, cat.staff, product_type="1", current_page="3", length="7")
+    assert [r["product_id"] for r in third["data"]["ret_data"]] == ids[14:21]
+    capped = await client.get(LIST, cat.staff, product_type="1", length="100000")
+    assert [r["product_id"] for r in capped["data"]["ret_data"]] == ids[:100]
+    last = await client.get(LIST, cat.staff, product_type="1", current_page="6")
+    assert [r["product_id"] for r in last["data"]["ret_data"]] == ids[100:]
+    past_end = await client.get(LIST, cat.staff, product_type="1", current_page="7")
+    assert past_end == {"code": 200, "msg": "查询成功", "data": {"ret_data": [], "data_count": 105}}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("current_page, length", [(str(MAX_ID), "100"), (str(MAX_ID), str(MAX_ID))])
+async def test_the_largest_page_numbers_answer_an_empty_page(client, cat, current_page, length):
+    cat.product(cat.a)
+    body = await client.get(LIST, cat.staff, product_type="1", current_page=current_page, length=length)
+    assert body == {"code": 200, "msg": "查询成功", "data": {"ret_data": [], "data_count": 1}}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("params, field", [
+    ({}, "product_type"),
+    ({"product_type": ""}, "product_type"),
+    ({"product_type": "3"}, "product_type"),
+    ({"product_type": "公司"}, "product_type"),
+    ({"product_type": "1", "status": "3"}, "status"),
+    ({"product_type": "1", "status": "x"}, "status"),
+    ({"product_type": "1", "product_name": "名" * 129}, "product_name"),
+    ({"product_type": "1", "company_id": "0"}, "company_id"),
+    ({"product_type": "1", "company_id": "abc"}, "company_id"),
+    ({"product_type": "1", "current_page": "0"}, "current_page"),
+    ({"product_type": "1", "current_page": "-1"}, "current_page"),
+    ({"product_type": "1", "current_page": str(MAX_ID + 1)}, "current_page"),
+    ({"product_type": "1", "current_page": "9" * 30}, "current_page"),
+    ({"product_type": "1", "length": "0"}, "length"),
+    ({"product_type": "1", "length": "1.5"}, "length"),
+    ({"product_type": "1", "length": str(10**12)}, "length"),
+])
+async def test_list_bad_input_is_303_naming_the_field(client, cat, params, field):
+    cat.product(cat.a)
+    body = await client.get(LIST, cat.admin, **params)
+    assert body["code"] == 303 and list(body["data"]) == [field]
+
+
+def test_list_makes_two_queries_whatever_the_page_size(cat):
+    """No query per row: the rows (covers included) in one query, the count in another."""
+    for product_id in cat.many_products(cat.a, 30):
+        cat.picture(cat.a, product=product_id)
+    for length in (1, 30):
+        with count_queries() as counter:
+            page = products.list_products(cat.staff, models.PRODUCT_COMPANY, length=length)
+        assert len(page["ret_data"]) == length and all(r["cover_picture"] for r in page["ret_data"])
+        assert counter.count == 2
+    with count_queries() as counter:
+        products.list_products(cat.admin, models.PRODUCT_COMPANY, product_name="产品", company_id=cat.a.id)
+    assert counter.count == 3  # the named company is checked to exist
+
+
+def test_list_sees_changes_made_through_another_connection(cat, settings):
+    """Nothing is cached in memory: a product added through another connection (process) shows at once."""
+    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0
+    other = connect_url(settings["database"]["url"])
+    try:
+        with other.atomic():
+            other.execute_sql(
+                "INSERT INTO product (company_id, product_type, name, price, reason, status, create_date) "
+                f"VALUES ({other.param}, 1, {other.param}, '1', '', 1, {other.param})",
+                (cat.a.id, "别处添加", datetime.datetime(2020, 1, 1)))
+    finally:
+        other.close()
+    page = products.list_products(cat.staff, models.PRODUCT_COMPANY)
+    assert page["data_count"] == 1 and page["ret_data"][0]["name"] == "别处添加"
+
+
+# ---- product_single -----------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_single_answers_covers_and_ordered_articles(client, cat):
+    product = cat.product(cat.a, name="门票", price="228", reason="一起度过美好时光!!", created="2018-06-28 10:15:14",
+                          product_type=models.PRODUCT_PERSONAL, owner=cat.staff)
+    cover2 = cat.picture(cat.a, product=product, order=2)
+    cover1 = cat.picture(cat.a, product=product, order=1)
+    intro = cat.picture(cat.a, product=product, order=3, picture_type=models.PICTURE_INTRO)
+    content = cat.article(product, content="我是内容1", order=4)
+    title = cat.article(product, title="我是标题1", order=1)
+    body = await client.get(SINGLE, cat.colleague, product_id=str(product.id))
+    assert body == {"code": 200, "msg": "查询成功", "data": {"ret_data": {
+        "product_id": product.id, "product_type": 2, "name": "门票", "price": "228", "reason": "一起度过美好时光!!",
+        "status": "已发布", "status_code": 1, "publisher": cat.staff.username,
+        "publisher_date": "2018-06-28 10:15:14",
+        "cover_picture_id": [cover1.id, cover2.id],
+        "cover_pictures": [{"picture_id": cover1.id, "picture_url": cover1.url},
+                           {"picture_id": cover2.id, "picture_url": cover2.url}],
+        "article_data": [
+            {"article_id": title.id, "title": "我是标题1", "content": None, "order": 1},
+            {"picture_id": intro.id, "picture_url": intro.url, "order": 3},
+            {"article_id": content.id, "title": None, "content": "我是内容1", "order": 4},
+        ]}}}
+
+
+@pytest.mark.gen_test
+async def test_single_of_another_company_is_302_for_ordinary_users_only(client, cat):
+    theirs = cat.product(cat.b, name="别家的")
+    assert (await client.get(SINGLE, cat.staff, product_id=str(theirs.id)))["code"] == 302
+    body = await client.get(SINGLE, cat.admin, product_id=str(theirs.id))
+    assert body["code"] == 200 and body["data"]["ret_data"]["publisher"] == cat.b.name
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("product_id, code", [
+    (None, 303), ("", 303), ("0", 303), ("-3", 303), ("abc", 303), (str(MAX_ID + 1), 303), ("9" * 40, 303),
+    ("999999", 302), (str(MAX_ID), 302)])
+async def test_single_bad_ids(client, cat, product_id, code):
+    cat.product(cat.a)
+    params = {} if product_id is None else {"product_id": product_id}
+    before = row_counts()
+    body = await client.get(SINGLE, cat.admin, **params)
+    assert body["code"] == code and row_counts() == before
+
+
+@pytest.mark.gen_test
+async def test_post_to_a_read_endpoint_is_402(client, cat):
+    assert (await client.post(LIST, cat.admin, data={"product_type": "1"}))["code"] == 402
+
