@@ -6,7 +6,7 @@ from playhouse.db_url import connect as connect_url
 from playhouse.test_utils import count_queries
 
 import models
-from services import products
+from services import demo, products
 from tests.conftest import row_counts
 from tests.product_data import LIST, SINGLE, Catalogue
 
@@ -234,3 +234,19 @@ async def test_single_bad_ids(client, cat, product_id, code):
 async def test_post_to_a_read_endpoint_is_402(client, cat):
     assert (await client.post(LIST, cat.admin, data={"product_type": "1"}))["code"] == 402
 
+
+
+# ---- demo data ------------------------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_demo_catalogue_is_loaded_once_and_listed(client, settings, database):
+    demo.load(settings)
+    demo.load(settings)
+    assert models.Product.select().count() == len(demo.DEMO_PRODUCTS) == 12
+    admin = models.User.get(models.User.login_name == "admin")
+    company = (await client.get(LIST, admin, product_type="1"))["data"]
+    personal = (await client.get(LIST, admin, product_type="2"))["data"]
+    assert company["data_count"] == 5 and personal["data_count"] == 5  # two are off the shelf
+    assert {r["publisher"] for r in personal["ret_data"]} == {"张三", "李四"}
+    single = await client.get(SINGLE, admin, product_id=str(company["ret_data"][0]["product_id"]))
+    assert [item["order"] for item in single["data"]["ret_data"]["article_data"]] == [1, 2, 3]
