@@ -28,11 +28,12 @@ from handlers import activity as activity_handlers
 from handlers import auth as auth_handlers
 from handlers import console as console_handlers
 from handlers import health as health_handlers
+from handlers import pictures as picture_handlers
 from handlers import products as product_handlers
 from handlers import stats as stats_handlers
 from handlers import users as user_handlers
 from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
-from services import auth, stats
+from services import auth, pictures, stats
 from storage import make_storage
 from version import VERSION
 from workers import Workers
@@ -40,9 +41,10 @@ from workers import Workers
 log = logging.getLogger("zgld")
 
 HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, product_handlers, health_handlers, stats_handlers,
-                   activity_handlers]
+                   activity_handlers, picture_handlers]
 
 PRUNE_SIGNATURES_MS = 10 * 60 * 1000
+PICTURE_HOUSEKEEPING_MS = 10 * 60 * 1000
 
 
 class Application(tornado.web.Application):
@@ -62,11 +64,12 @@ class Application(tornado.web.Application):
 def make_app(settings, workers=None):
     """The Tornado application for `settings` (see config.load); the database must be connected."""
     routes = [route for module in HANDLER_MODULES for route in module.default_handlers]
+    storage = make_storage(settings)
     return Application(
-        routes,
+        routes + picture_handlers.static_routes(storage),
         config=settings,
         executor=workers or Workers(settings["server"]["worker_threads"]),
-        storage=make_storage(settings),
+        storage=storage,
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         inflight=set(),
@@ -99,7 +102,15 @@ def start_background_jobs(app):
     rollup()
     rollup_job = tornado.ioloop.PeriodicCallback(rollup, settings["stats"]["rollup_check_seconds"] * 1000)
     rollup_job.start()
-    return [job, rollup_job]
+
+    def picture_housekeeping():
+        # expired uploads and picture files no row refers to (left by a crash): now, then regularly
+        workers.submit(pictures.housekeeping, app.settings["storage"], settings)
+
+    picture_housekeeping()
+    pictures_job = tornado.ioloop.PeriodicCallback(picture_housekeeping, PICTURE_HOUSEKEEPING_MS)
+    pictures_job.start()
+    return [job, rollup_job, pictures_job]
 
 
 def listen(app, settings):

@@ -1,7 +1,6 @@
 """Where picture bytes live. `make_storage(settings)` returns the backend that config names.
 
-Backends are synchronous (file work runs in the executor) and implement the interface of
-storage.local.LocalStorage.
+Backends are synchronous (file work runs in the executor) and implement storage.base.Storage.
 """
 from storage.local import LocalStorage
 

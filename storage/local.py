@@ -1,33 +1,223 @@
-"""The local-disk backend: finished files under storage.root (served at /statics/), chunks under staging."""
+"""The local-disk backend: finished files under storage.root (served at /statics/), chunks under staging.
+
+Staging layout: <staging>/<user_id>/<upload_id>/<index>.chunk. A chunk is written to <index>.<random>.part
+and renamed into place when complete, so a chunk file is always whole. Finished files are written the same
+way, to a dot-name in their folder (never served) renamed into place.
+"""
 import contextlib
 import os
+import shutil
+import tempfile
+import threading
+import time
 from pathlib import Path
 
-URL_PREFIX = "statics/"
+from config import ConfigError
+from storage.base import (
+    PICTURE_FOLDER,
+    URL_PREFIX,
+    MissingChunk,
+    Storage,
+    UploadNotFound,
+    UploadTooLarge,
+    thumbnail_url,
+)
+
+CHUNK_SUFFIX = ".chunk"
+COPY_BUFFER = 1024 * 1024
 
 
-class LocalStorage:
+class LocalStorage(Storage):
     def __init__(self, settings):
         self.root = Path(settings["storage"]["root"]).resolve()
         self.staging = Path(settings["storage"]["staging"]).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.staging.mkdir(parents=True, exist_ok=True)
+        if self.staging.is_relative_to(self.root) or self.root.is_relative_to(self.staging):
+            raise ConfigError("storage.staging and storage.root must be separate folders: staged uploads "
+                              "must never be reachable under /statics/")
+        self.work = self.staging / "work"
+        for folder in (self.root, self.staging, self.work):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    # ---- finished files ----
 
     def path_for(self, url):
         """The file behind a picture URL ('statics/...'); None if the URL points outside the root."""
         if not url.startswith(URL_PREFIX):
             return None
         path = (self.root / url[len(URL_PREFIX):]).resolve()
-        return path if path.is_relative_to(self.root) else None
+        return path if path.is_relative_to(self.root) and path != self.root else None
+
+    def _existing_path(self, url):
+        path = self.path_for(url)
+        if path is None:
+            raise FileNotFoundError(url)
+        return path
+
+    def store(self, url, data):
+        path = self._existing_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(temp, 0o644)  # mkstemp makes it private; the web server must read it
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temp)
+            raise
+
+    def open(self, url):
+        return open(self._existing_path(url), "rb")
 
     def delete(self, url):
         """Remove a finished picture and its thumbnail; a file already gone is not an error."""
-        path = self.path_for(url)
-        if path is None:
-            return
-        for candidate in (path, thumbnail_path(path)):
+        for candidate in (url, thumbnail_url(url)):
+            path = self.path_for(candidate)
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+
+    def list_pictures(self):
+        folder = self.root / PICTURE_FOLDER
+        if not folder.is_dir():
+            return []
+        with os.scandir(folder) as entries:
+            return [(f"{URL_PREFIX}{PICTURE_FOLDER}/{e.name}", e.stat().st_mtime)
+                    for e in entries if e.is_file(follow_symlinks=False)]
+
+    def static_root(self):
+        return self.root
+
+    # ---- staged uploads ----
+
+    def _upload_folder(self, key):
+        user_id, upload_id = key
+        return self.staging / str(int(user_id)) / str(int(upload_id))
+
+    def open_chunk(self, key, index):
+        return LocalChunkWriter(self._upload_folder(key), int(index))
+
+    def staged_chunks(self, key):
+        folder = self._upload_folder(key)
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return {}
+        chunks = {}
+        for entry in entries:
+            stem, _, suffix = entry.name.partition(".")
+            if "." + suffix == CHUNK_SUFFIX and stem.isdigit():
+                with contextlib.suppress(FileNotFoundError):  # replaced or dropped meanwhile
+                    chunks[int(stem)] = entry.stat().st_size
+        return chunks
+
+    def open_uploads(self, user_id):
+        try:
+            return {int(name) for name in os.listdir(self.staging / str(int(user_id))) if name.isdigit()}
+        except FileNotFoundError:
+            return set()
+
+    def assemble(self, key, count, out, max_bytes):
+        folder = self._upload_folder(key)
+        if not folder.is_dir():
+            raise UploadNotFound()
+        sizes = self.staged_chunks(key)
+        for index in range(count):
+            if index not in sizes:
+                raise MissingChunk(index)
+        if sum(sizes[i] for i in range(count)) > max_bytes:
+            raise UploadTooLarge()
+        written = 0
+        for index in range(count):
+            try:
+                with open(folder / f"{index}{CHUNK_SUFFIX}", "rb") as chunk:
+                    while block := chunk.read(COPY_BUFFER):
+                        written += len(block)
+                        if written > max_bytes:  # a chunk was replaced by a bigger one meanwhile
+                            raise UploadTooLarge()
+                        out.write(block)
+            except FileNotFoundError:
+                raise MissingChunk(index) from None
+
+    def abort(self, key):
+        folder = self._upload_folder(key)
+        shutil.rmtree(folder, ignore_errors=True)
+        _remove_if_empty(folder.parent)
+
+    def expire(self, max_age_seconds):
+        cutoff = time.time() - max_age_seconds
+        removed = 0
+        for user_folder in _numbered_folders(self.staging):
+            for upload_folder in _numbered_folders(user_folder):
+                with contextlib.suppress(FileNotFoundError):
+                    if upload_folder.stat().st_mtime < cutoff:
+                        shutil.rmtree(upload_folder, ignore_errors=True)
+                        removed += 1
+            _remove_if_empty(user_folder)
+        return removed
+
+    def scratch_file(self):
+        return tempfile.TemporaryFile(dir=self.work)
+
+
+class LocalChunkWriter:
+    """One chunk being received. Methods may be called from different executor threads, one at a time;
+    abort() may come from a connection-close callback while a write is running, hence the lock."""
+
+    def __init__(self, folder, index):
+        self.folder, self.index = folder, index
+        self._lock = threading.Lock()
+        self._state = "open"
+        for attempt in (1, 2):
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                fd, self._temp = tempfile.mkstemp(dir=folder, prefix=f"{index}.", suffix=".part")
+                break
+            except FileNotFoundError:  # an abort or expiry removed the empty folder just now
+                if attempt == 2:
+                    raise
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, data):
+        with self._lock:
+            if self._state == "open":
+                self._file.write(data)
+
+    def commit(self):
+        """Rename the chunk into place; True if it was still open (not aborted meanwhile)."""
+        with self._lock:
+            if self._state != "open":
+                return False
+            self._file.close()
+            os.replace(self._temp, self.folder / f"{self.index}{CHUNK_SUFFIX}")
+            self._state = "committed"
+            return True
+
+    def abort(self):
+        """Drop the partial chunk (and the upload folder, if that leaves it empty); safe to call twice."""
+        with self._lock:
+            if self._state != "open":
+                return
+            self._state = "aborted"
+            self._file.close()
             with contextlib.suppress(FileNotFoundError):
-                os.remove(candidate)
+                os.remove(self._temp)
+            _remove_if_empty(self.folder)
+            _remove_if_empty(self.folder.parent)
+
+
+def _numbered_folders(folder):
+    try:
+        with os.scandir(folder) as entries:
+            return [Path(e.path) for e in entries if e.name.isdigit() and e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+
+
+def _remove_if_empty(folder):
+    with contextlib.suppress(OSError):  # not empty (another chunk is arriving), or already gone
+        folder.rmdir()
 
 
 def thumbnail_path(path):

@@ -1,0 +1,85 @@
+"""Chunked picture upload (add_picture, upload_complete) and the finished pictures under /statics/.
+
+Both upload calls reuse one timestamp, the upload's id, for every chunk and the completion: they are
+idempotent, so exempt from the once-only signature rule, and may be as old as the upload expiry.
+"""
+import tornado.web
+
+from handlers.base import BaseHandler, api
+from handlers.console import ConsoleFileHandler
+from services import pictures
+
+PICTURE_CACHE_SECONDS = 365 * 24 * 3600
+
+
+class UploadHandler(BaseHandler):
+    def auth_options(self):
+        return {"max_age_seconds": self.config["upload"]["expire_seconds"], "once": False}
+
+    @property
+    def storage(self):
+        return self.settings["storage"]
+
+
+@tornado.web.stream_request_body
+class AddPictureHandler(UploadHandler):
+    """One chunk, streamed: checked in prepare() before any body byte is read, decoded as it arrives
+    and written in the executor; Tornado reads the next piece only once a write is done."""
+
+    upload = None
+    disconnected = False
+
+    async def prepare(self):
+        await super().prepare()
+        headers = self.request.headers
+        self.upload = await self.run(pictures.begin_chunk, self.storage, self.config, self.current_user,
+                                     self.query(), headers.get("Content-Type", ""), headers.get("Content-Length"))
+        if self.disconnected:  # the client left while the chunk was being opened
+            await self.run(self.upload.abort)
+            return
+        self.request.connection.set_max_body_size(self.upload.max_body_bytes)
+
+    def data_received(self, data):
+        batch = self.upload.feed(data)
+        return self.run(self.upload.write, batch) if batch else None
+
+    async def post(self):
+        data = await self.run(self.upload.finish)
+        self.reply(data, "上传成功")
+
+    def on_connection_close(self):
+        super().on_connection_close()
+        self.disconnected = True
+        if self.upload is not None:  # no partial chunk is kept
+            self.settings["executor"].submit(self.upload.abort)
+
+
+class UploadCompleteHandler(UploadHandler):
+    async def post(self):
+        data = await self.run(pictures.complete_upload, self.storage, self.config, self.current_user, self.args())
+        self.reply({"ret_data": data}, "添加图片成功")
+
+
+class PictureFileHandler(ConsoleFileHandler):
+    """Files under storage.root at /statics/. Picture names are server-made and never reused, so
+    browsers and proxies may keep them for a year. Dot-names (files being written) are never served."""
+
+    def validate_absolute_path(self, root, absolute_path):
+        if any(part.startswith(".") for part in self.path.split("/")):
+            raise tornado.web.HTTPError(404)
+        return super().validate_absolute_path(root, absolute_path)
+
+    def set_extra_headers(self, path):
+        self.set_header("Cache-Control", f"public, max-age={PICTURE_CACHE_SECONDS}, immutable")
+
+
+def static_routes(storage):
+    """The /statics/ route for the storage backend, if it serves files from a local folder."""
+    root = storage.static_root()
+    return [(r"/statics/(.+)", PictureFileHandler, {"path": str(root)})] if root is not None else []
+
+
+default_handlers = [
+    api("product/add_picture/0", AddPictureHandler),
+    api("product/upload_complete/0", UploadCompleteHandler),
+]

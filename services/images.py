@@ -1,0 +1,104 @@
+"""The picture pipeline: check an uploaded file is a real image of an allowed format and size, turn it
+upright, and re-encode it (and a thumbnail) with no metadata. Blocking (Pillow): run it in the executor.
+
+Only the first frame of an animated GIF or WEBP is kept.
+"""
+import contextlib
+import dataclasses
+import io
+import warnings
+
+from PIL import Image, ImageOps
+
+from services.errors import invalid
+
+# A decompression bomb is a refusal, never just a log line. Set once, process-wide: warnings.catch_warnings
+# is not thread-safe and this runs in executor threads.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+# Pillow format -> (format to save as, extension). MPO is the multi-picture JPEG some cameras write.
+FORMATS = {"JPEG": ("JPEG", "jpg"), "MPO": ("JPEG", "jpg"), "PNG": ("PNG", "png"), "GIF": ("GIF", "gif"),
+           "WEBP": ("WEBP", "webp")}
+OPENERS = ["JPEG", "PNG", "GIF", "WEBP"]  # the only decoders Pillow may try on an upload
+EXTENSIONS = {"jpg", "jpeg", "png", "gif", "webp"}  # what an img_name may end with
+SAVE_MODES = {"JPEG": ("RGB", "L"), "PNG": ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"),
+              "GIF": ("P", "L"), "WEBP": ("RGB", "RGBA")}
+KEPT_INFO = ("transparency",)  # pixel meaning, not metadata: which palette entry is transparent
+
+FIELD = "img_data"
+
+
+@dataclasses.dataclass
+class Picture:
+    data: bytes
+    thumbnail: bytes
+    width: int
+    height: int
+    extension: str
+
+
+def process(file, max_pixels, thumbnail_px, quality):
+    """Check and re-encode the image in the binary file `file`; raise a 303 naming `img_data` if it is
+    not an allowed, complete image within `max_pixels`."""
+    image = _decode(file, max_pixels)
+    save_as, extension = FORMATS[image.format]
+    image = _upright_without_metadata(image)
+    return Picture(data=_encode(image, save_as, quality),
+                   thumbnail=_encode(_thumbnail(image, thumbnail_px), save_as, quality),
+                   width=image.width, height=image.height, extension=extension)
+
+
+def _decode(file, max_pixels):
+    try:
+        with Image.open(file, formats=OPENERS) as probe:
+            _check_size(probe, max_pixels)
+            probe.verify()  # structure and checksums (PNG CRCs), without decoding pixels
+        file.seek(0)
+        image = Image.open(file, formats=OPENERS)
+        _check_size(image, max_pixels)
+        image.load()  # decodes everything: a truncated file fails here
+        return image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise invalid(FIELD, "图片像素过多") from None
+    except Image.UnidentifiedImageError:
+        raise invalid(FIELD, "不是支持的图片格式（JPEG、PNG、GIF、WEBP）") from None
+    except Exception:  # Pillow's decoders raise many kinds of errors on malformed input
+        raise invalid(FIELD, "图片文件已损坏或不完整") from None
+
+
+def _check_size(image, max_pixels):
+    if image.format not in FORMATS:
+        raise Image.UnidentifiedImageError()
+    if image.width * image.height > max_pixels or not image.width or not image.height:
+        raise Image.DecompressionBombError()
+
+
+def _upright_without_metadata(image):
+    """Apply the EXIF orientation, then drop every piece of metadata (EXIF, GPS, comments, ICC profiles,
+    text chunks) so that none can be carried into the saved file."""
+    with contextlib.suppress(Exception):  # unreadable EXIF: keep the pixels as they are
+        ImageOps.exif_transpose(image, in_place=True)
+    image.info = {key: image.info[key] for key in KEPT_INFO if key in image.info}
+    return image
+
+
+def _thumbnail(image, long_side):
+    scale = long_side / max(image.size)
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    # reducing_gap: shrink by an integer factor first (fast), then resample the last step properly
+    thumbnail = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    thumbnail.info = dict(image.info)
+    return thumbnail
+
+
+def _encode(image, save_as, quality):
+    if image.mode not in SAVE_MODES[save_as]:
+        has_alpha = "A" in image.mode or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha and save_as != "JPEG" else "RGB")
+        image.info = {}
+    out = io.BytesIO()
+    options = {"quality": quality} if save_as in ("JPEG", "WEBP") else {}
+    image.save(out, save_as, **options)
+    return out.getvalue()

@@ -1,0 +1,93 @@
+"""The storage interface every backend implements, and the errors it raises.
+
+Methods are synchronous (callers run them in the executor). Finished files are named by their URL
+('statics/...'); staged uploads by a key (user_id, upload_id), so two users never share one, and they
+live in the backend (not in a process's memory), so every process sees the same uploads.
+"""
+
+URL_PREFIX = "statics/"
+PICTURE_FOLDER = "zhugeleida/imgs/qiyeweixin/product"  # the seed's URL scheme for product pictures
+
+
+class MissingChunk(Exception):
+    """assemble(): chunk `index` of the upload was never (completely) received."""
+
+    def __init__(self, index):
+        super().__init__(f"chunk {index} is missing")
+        self.index = index
+
+
+class UploadNotFound(Exception):
+    """assemble(): nothing is staged under this key."""
+
+
+class UploadTooLarge(Exception):
+    """assemble(): the chunks add up to more than the allowed size."""
+
+
+def thumbnail_url(url):
+    """The thumbnail stored beside a picture: NAME_thumb.EXT."""
+    stem, dot, ext = url.rpartition(".")
+    return f"{stem}_thumb.{ext}" if dot else f"{url}_thumb"
+
+
+class Storage:
+    """What the service needs from a place to keep bytes."""
+
+    # ---- finished files ----
+
+    def url_for(self, name):
+        """The URL a new picture called `name` (server-made) gets."""
+        return f"{URL_PREFIX}{PICTURE_FOLDER}/{name}"
+
+    def store(self, url, data):
+        """Put `data` (bytes) at `url`, all or nothing: readers never see a partial file."""
+        raise NotImplementedError
+
+    def open(self, url):
+        """A binary file object reading the file at `url`; FileNotFoundError if there is none."""
+        raise NotImplementedError
+
+    def delete(self, url):
+        """Remove a picture and its thumbnail; a file already gone is not an error."""
+        raise NotImplementedError
+
+    def list_pictures(self):
+        """(url, modification time) of every file in the picture folder, for the orphan sweep."""
+        raise NotImplementedError
+
+    def static_root(self):
+        """The local folder /statics/ serves, or None if the backend serves its files elsewhere."""
+        return None
+
+    # ---- staged uploads ----
+
+    def open_chunk(self, key, index):
+        """A writer for chunk `index` of upload `key`: write(bytes)..., then commit() or abort().
+        Until commit() the chunk is invisible; commit() replaces an earlier copy of the same chunk."""
+        raise NotImplementedError
+
+    def staged_chunks(self, key):
+        """{index: byte size} of the committed chunks of upload `key` ({} if none)."""
+        raise NotImplementedError
+
+    def open_uploads(self, user_id):
+        """The ids of `user_id`'s staged (unfinished) uploads."""
+        raise NotImplementedError
+
+    def assemble(self, key, count, out, max_bytes):
+        """Write chunks 0..count-1 of upload `key` in order to the binary file `out`.
+        Raises UploadNotFound, MissingChunk(index) or UploadTooLarge (sum over `max_bytes`)."""
+        raise NotImplementedError
+
+    def abort(self, key):
+        """Drop everything staged for upload `key`."""
+        raise NotImplementedError
+
+    def expire(self, max_age_seconds):
+        """Drop staged uploads untouched for longer than `max_age_seconds`; return how many."""
+        raise NotImplementedError
+
+    def scratch_file(self):
+        """An anonymous temporary binary file for work on an upload (gone when closed, even after a crash)."""
+        raise NotImplementedError
