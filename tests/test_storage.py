@@ -1,0 +1,169 @@
+"""The storage interface, run against every backend in storage.BACKENDS: a backend added later (a shared one
+for several hosts) passes the same tests."""
+import io
+import threading
+
+import pytest
+
+import config
+from storage import BACKENDS, make_storage
+from storage.base import MissingChunk, UploadNotFound, UploadTooLarge, thumbnail_url
+
+KEY = (7, 1530156149132)
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def storage(request, settings):
+    settings["storage"]["backend"] = request.param
+    return make_storage(settings)
+
+
+def stage(storage, key, index, data):
+    writer = storage.open_chunk(key, index)
+    writer.write(data)
+    assert writer.commit()
+
+
+def joined(storage, key, count, max_bytes=10**9):
+    out = io.BytesIO()
+    storage.assemble(key, count, out, max_bytes)
+    return out.getvalue()
+
+
+# ---- finished files ----
+
+def test_store_open_delete(storage):
+    url = storage.url_for("20180628140645880613abcdef.jpg")
+    assert url == "statics/zhugeleida/imgs/qiyeweixin/product/20180628140645880613abcdef.jpg"
+    storage.store(url, b"picture")
+    storage.store(thumbnail_url(url), b"thumb")
+    with storage.open(url) as f:
+        assert f.read() == b"picture"
+    assert sorted(u for u, _ in storage.list_pictures()) == sorted([url, thumbnail_url(url)])
+    storage.delete(url)  # the thumbnail goes with it
+    assert storage.list_pictures() == []
+    with pytest.raises(FileNotFoundError):
+        storage.open(url)
+    storage.delete(url)  # already gone: fine
+
+
+def test_store_replaces_and_leaves_no_temporary_file(storage):
+    url = storage.url_for("a.png")
+    storage.store(url, b"first")
+    storage.store(url, b"second, longer")
+    with storage.open(url) as f:
+        assert f.read() == b"second, longer"
+    assert [u for u, _ in storage.list_pictures()] == [url]  # no temporary file left beside it
+
+
+@pytest.mark.parametrize("url", ["statics/../data/x.db", "statics/../../etc/passwd", "data/x.db", "/etc/passwd",
+                                 "statics/"])
+def test_urls_outside_the_root_name_nothing(storage, url):
+    with pytest.raises(FileNotFoundError):
+        storage.open(url)
+    with pytest.raises(FileNotFoundError):
+        storage.store(url, b"x")
+    storage.delete(url)  # nothing to do, no error
+
+
+def test_thumbnail_url():
+    assert thumbnail_url("statics/a/b.jpg") == "statics/a/b_thumb.jpg"
+
+
+# ---- staged uploads ----
+
+def test_chunks_join_in_index_order(storage):
+    for index in (2, 0, 1):
+        stage(storage, KEY, index, f"<{index}>".encode())
+    assert storage.staged_chunks(KEY) == {0: 3, 1: 3, 2: 3}
+    assert joined(storage, KEY, 3) == b"<0><1><2>"
+    assert joined(storage, KEY, 2) == b"<0><1>"
+
+
+def test_a_chunk_is_invisible_until_committed_and_replaced_by_a_resend(storage):
+    writer = storage.open_chunk(KEY, 0)
+    writer.write(b"half")
+    assert storage.staged_chunks(KEY) == {}
+    assert writer.commit()
+    stage(storage, KEY, 0, b"again, whole")
+    assert joined(storage, KEY, 1) == b"again, whole"
+
+
+def test_aborted_chunk_leaves_nothing(storage):
+    writer = storage.open_chunk(KEY, 0)
+    writer.write(b"partial")
+    writer.abort()
+    writer.abort()  # twice is fine
+    assert not writer.commit()  # and it cannot be committed afterwards
+    assert storage.staged_chunks(KEY) == {} and storage.open_uploads(KEY[0]) == set()
+    with pytest.raises(UploadNotFound):
+        joined(storage, KEY, 1)
+
+
+def test_abort_during_a_write_from_another_thread(storage):
+    writer = storage.open_chunk(KEY, 0)
+    threads = [threading.Thread(target=writer.write, args=(b"x" * 100_000,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    writer.abort()
+    for thread in threads:
+        thread.join()
+    assert storage.staged_chunks(KEY) == {} and storage.open_uploads(KEY[0]) == set()
+
+
+def test_missing_chunk_is_named(storage):
+    stage(storage, KEY, 0, b"a")
+    stage(storage, KEY, 2, b"c")
+    with pytest.raises(MissingChunk) as caught:
+        joined(storage, KEY, 3)
+    assert caught.value.index == 1
+
+
+def test_assemble_refuses_more_than_the_limit(storage):
+    stage(storage, KEY, 0, b"12345")
+    stage(storage, KEY, 1, b"678")
+    assert joined(storage, KEY, 2, max_bytes=8) == b"12345678"
+    with pytest.raises(UploadTooLarge):
+        joined(storage, KEY, 2, max_bytes=7)
+
+
+def test_uploads_are_per_user(storage):
+    stage(storage, (1, 100), 0, b"first user's")
+    stage(storage, (2, 100), 0, b"second user's")
+    stage(storage, (1, 200), 0, b"another")
+    assert storage.open_uploads(1) == {100, 200} and storage.open_uploads(2) == {100}
+    assert joined(storage, (2, 100), 1) == b"second user's"
+    with pytest.raises(UploadNotFound):
+        joined(storage, (3, 100), 1)
+
+
+def test_abort_drops_the_whole_upload(storage):
+    stage(storage, KEY, 0, b"a")
+    stage(storage, KEY, 1, b"b")
+    storage.abort(KEY)
+    storage.abort(KEY)
+    assert storage.staged_chunks(KEY) == {} and storage.open_uploads(KEY[0]) == set()
+
+
+def test_expire_drops_old_uploads_only(storage):
+    stage(storage, KEY, 0, b"a")
+    assert storage.expire(3600) == 0
+    assert storage.staged_chunks(KEY) == {0: 1}
+    assert storage.expire(0) == 1
+    assert storage.open_uploads(KEY[0]) == set()
+
+
+def test_scratch_file_is_gone_when_closed(storage):
+    before = set(storage.staging.rglob("*")) if hasattr(storage, "staging") else None
+    with storage.scratch_file() as f:
+        f.write(b"joined chunks")
+        f.seek(0)
+        assert f.read() == b"joined chunks"
+    if before is not None:
+        assert set(storage.staging.rglob("*")) == before
+
+
+def test_local_staging_inside_the_root_is_refused(settings):
+    settings["storage"]["staging"] = settings["storage"]["root"] + "/uploads"
+    with pytest.raises(config.ConfigError):
+        make_storage(settings)
