@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint setup
+.PHONY: run test lint setup dist
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,3 +22,11 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+# One executable file for servers without Python: dist/zhugeleida (see tools/build_dist.sh).
+$(BIN)/.installed-dist: $(BIN)/.installed requirements-dist.txt
+	$(BIN)/pip install --quiet -r requirements-dist.txt
+	touch $@
+
+dist: $(BIN)/.installed-dist
+	bash tools/build_dist.sh
