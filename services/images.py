@@ -12,8 +12,9 @@ from PIL import Image, ImageOps
 
 from services.errors import invalid
 
-# A decompression bomb is a refusal, never just a log line. Set once, process-wide: warnings.catch_warnings
-# is not thread-safe and this runs in executor threads.
+# A decompression bomb is a refusal, never just a log line. Set once, process-wide (catch_warnings is not
+# thread-safe and this runs in executor threads); _check_size refuses the same sizes in case a test runner
+# or other code has reset the filters.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 # Pillow format -> (format to save as, extension). MPO is the multi-picture JPEG some cameras write.
@@ -69,7 +70,8 @@ def _decode(file, max_pixels):
 def _check_size(image, max_pixels):
     if image.format not in FORMATS:
         raise Image.UnidentifiedImageError()
-    if image.width * image.height > max_pixels or not image.width or not image.height:
+    limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)  # Pillow warns above its own limit
+    if image.width * image.height > limit or not image.width or not image.height:
         raise Image.DecompressionBombError()
 
 

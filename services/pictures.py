@@ -17,7 +17,7 @@ import peewee as pw
 
 from models import ProductPicture, db
 from services import chunk_stream, images
-from services.errors import NotFound, TooLarge, invalid
+from services.errors import FormInvalid, NotFound, TooLarge, invalid
 from services.forms import Int, Str, validate
 from storage.base import MissingChunk, UploadNotFound, UploadTooLarge, thumbnail_url
 
@@ -199,7 +199,11 @@ def _joined_picture(storage, key, chunk_num, limits):
         except UploadTooLarge:
             raise TooLarge(f"上传文件超过上限 {limits['max_upload_bytes']} 字节") from None
         joined.seek(0)
-        return images.process(joined, limits["max_pixels"], limits["thumbnail_px"], limits["jpeg_quality"])
+        try:
+            return images.process(joined, limits["max_pixels"], limits["thumbnail_px"], limits["jpeg_quality"])
+        except FormInvalid:
+            storage.abort(key)  # the content itself is refused: keep nothing of it
+            raise
 
 
 def _new_name():

@@ -387,7 +387,7 @@ async def test_files_that_are_not_whole_allowed_images_are_refused(client, staff
     before = row_counts()
     _, status, body = await upload(client, staff, data)
     assert (status, body["code"], body["data"]) == (200, 303, {"img_data": [message]})
-    assert row_counts() == before and picture_files(storage) == []
+    assert row_counts() == before and picture_files(storage) == [] and staged_files(storage) == []
 
 
 @pytest.mark.gen_test
@@ -400,6 +400,15 @@ async def test_decompression_bomb_is_refused_without_decoding(client, staff, sto
     assert (body["code"], body["data"]) == (303, {"img_data": ["图片像素过多"]})
     assert time.monotonic() - started < 5  # refused from the header, not after decoding 400 million pixels
     assert row_counts() == before and picture_files(storage) == []
+
+
+@pytest.mark.parametrize("side", [10000, 20000])  # over Pillow's warning threshold, and over its error one
+@pytest.mark.gen_test
+async def test_pillows_bomb_warning_is_a_refusal_even_under_a_raised_cap(client, staff, storage, settings, side):
+    settings["upload"]["max_pixels"] = 10**9
+    _, status, body = await upload(client, staff, png_bomb(side, side))
+    assert (body["code"], body["data"]) == (303, {"img_data": ["图片像素过多"]})
+    assert picture_files(storage) == []
 
 
 @pytest.mark.gen_test
@@ -588,6 +597,18 @@ async def test_deleting_the_product_deletes_the_files(client, make_user, company
     assert len(picture_files(storage)) == 2
     assert (await client.post(PRODUCT_DELETE.format(product.id), admin))["code"] == 200
     assert picture_files(storage) == []
+
+
+@pytest.mark.gen_test
+async def test_dropping_a_cover_on_update_deletes_its_files(client, staff, storage):
+    first = (await upload(client, staff, encode(noisy(200, 200))))[2]["data"]["ret_data"]
+    second = (await upload(client, staff, encode(noisy(200, 200, seed=2))))[2]["data"]["ret_data"]
+    product = await add_product_with_cover(client, staff, first["picture_id"])
+    answer = await client.post(f"/zhugeleida/admin/product/update/{product.id}", staff, data={
+        "product_type": 2, "name": "雷达名片", "price": "99", "reason": "好用",
+        "cover_picture_id": f"[{second['picture_id']}]"})
+    assert answer["code"] == 200, answer
+    assert picture_files(storage) == sorted([second["picture_url"], thumbnail_url(second["picture_url"])])
 
 
 @pytest.mark.parametrize("path", ["/statics/..%2f..%2fdata/test.db", "/statics/%2e%2e/data/test.db",
