@@ -117,8 +117,8 @@ def _one_record(raw, schemas, now_utc):
 
 def store_records(caller, raw_records, settings, now=None):
     """Validate a batch (a list of dicts) and store it; `caller` None is the command line (any company)."""
-    if len(raw_records) > MAX_BATCH:
-        raise FormInvalid(data={"records": [f"最多 {MAX_BATCH} 条"]})
+    if not 1 <= len(raw_records) <= MAX_BATCH:
+        raise FormInvalid(data={"records": [f"须有 1 到 {MAX_BATCH} 条记录"]})
     return store(caller, validate_records(raw_records, settings, now), settings, now)
 
 
