@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint setup dist
+.PHONY: run test lint setup browser dist
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,21 @@ $(BIN)/.installed: requirements.txt
 
 setup: $(BIN)/.installed
 
+# The browser tests (tests/e2e) drive Debian's chromium, never a downloaded browser: installed here if missing.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei; \
+	  else \
+	    echo "tests/e2e need Debian's chromium at /usr/bin/chromium: run 'make browser' as root" \
+	         "(or 'sudo apt-get install chromium fonts-wqy-microhei')" >&2; exit 1; \
+	  fi; \
+	fi
+
 run: setup
 	$(BIN)/python server.py
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 

@@ -49,6 +49,9 @@
     return el;
   }
 
+  // parent.append without the empty children (append would write them as the text "null").
+  const add = (parent, ...children) => parent.append(...children.filter((c) => c !== null && c !== undefined));
+
   const options = (pairs, selected) => pairs.map(([value, label]) =>
     h("option", {value, selected: String(value) === String(selected)}, label));
 
@@ -203,9 +206,9 @@
   // ---- shared pieces: tables, paging, the company picker -----------------------------------------
 
   // columns: [[label, row => text or node]]; each cell carries its label for the phone layout.
-  function table(columns, rows, empty) {
+  function table(columns, rows, empty, className) {
     if (!rows.length) return h("p", {class: "empty"}, empty || "暂无数据");
-    return h("table", {class: "data"},
+    return h("table", {class: className || "data"},
       h("thead", {}, h("tr", {}, columns.map(([label]) => h("th", {}, label)))),
       h("tbody", {}, rows.map((row) => h("tr", {},
         columns.map(([label, cell]) => h("td", {"data-label": label}, cell(row) ?? ""))))));
@@ -265,7 +268,7 @@
       state.page = 1;
       load();
     }}, spec.filters.map((f) => field(f, state.filters[f.name])), h("button", {type: "submit", class: "primary"}, "查询"));
-    main.append(spec.toolbar ? spec.toolbar(load) : null, filterForm, results);
+    add(main, spec.toolbar ? spec.toolbar(load) : null, filterForm, results);
     load();
     return load;
   }
@@ -312,7 +315,7 @@
       chosen.company_id = event.target.value;
       render();
     });
-    main.append(h("h1", {}, "首页"), picker, figures, overview, trend);
+    add(main, h("h1", {}, "首页"), picker, figures, overview, trend);
 
     guard(async () => {
       const home = (await Api.get("home_page", scope())).data.ret_data;
@@ -322,14 +325,16 @@
     guard(async () => {
       const windows = (await Api.get("home_page/acount_data", scope())).data.ret_data;
       overview.append(table([["指标", ([, label]) => label],
-        ...WINDOWS.map(([key, label]) => [label, ([metric]) => String(windows[key]?.[metric] ?? 0)])], METRICS));
+        ...WINDOWS.map(([key, label]) => [label, ([metric]) => String(windows[key]?.[metric] ?? 0)])], METRICS, "",
+      "data overview"));
     })();
 
     const chartBox = h("div", {class: "chart-box"});
     const drawChart = guard(async () => {
       const body = await Api.post("home_page/line_info", {days: chosen.days, index_type: chosen.index_type});
       const label = METRICS[chosen.index_type - 1][1];
-      chartBox.replaceChildren(Charts.lineChart(body.data.ret_data, `${label}（近${chosen.days}天）`));
+      chartBox.replaceChildren(Charts.lineChart(body.data.ret_data, `${label}（近${chosen.days}天）`,
+        chartBox.clientWidth));
     });
     const dayButtons = [7, 15].map((days) => h("button", {type: "button", "data-days": days,
       class: days === chosen.days ? "primary" : "secondary", onclick: () => {

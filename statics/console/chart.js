@@ -3,7 +3,6 @@
 
 (function (global) {
   const SVG = "http://www.w3.org/2000/svg";
-  const WIDTH = 640, HEIGHT = 260;
   const PAD = {left: 44, right: 16, top: 16, bottom: 34};
 
   function node(tag, attrs, text) {
@@ -21,8 +20,11 @@
     return Math.max(1, step);
   }
 
-  // points: [{statics_date: 'YYYY-MM-DD', value}] oldest first. Answers the <svg>.
-  function lineChart(points, label) {
+  // points: [{statics_date: 'YYYY-MM-DD', value}] oldest first; width: the room it has, in CSS pixels (so the
+  // text keeps its size). Answers the <svg>.
+  function lineChart(points, label, width) {
+    const WIDTH = Math.max(280, Math.round(width || 640));
+    const HEIGHT = WIDTH < 500 ? 220 : 280;
     const svg = node("svg", {viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img",
       "aria-label": label, "data-points": points.length});
     const max = Math.max(0, ...points.map((p) => Number(p.value) || 0));
@@ -36,7 +38,8 @@
       svg.append(node("line", {x1: PAD.left, x2: WIDTH - PAD.right, y1: y(v), y2: y(v), class: "grid"}));
       svg.append(node("text", {x: PAD.left - 6, y: y(v) + 4, class: "tick y"}, String(v)));
     }
-    const every = Math.ceil(points.length / 8);  // at most about eight date labels, so they never overlap
+    // About one date label per 60 pixels, so they never overlap.
+    const every = Math.ceil(points.length / Math.max(2, Math.floor(plotW / 60)));
     points.forEach((p, i) => {
       if (i % every === 0 || i === points.length - 1) {
         svg.append(node("text", {x: x(i), y: HEIGHT - 12, class: "tick x"}, p.statics_date.slice(5)));

@@ -1,0 +1,148 @@
+"""End-to-end fixtures: the real service as a subprocess on the test's config (SQLite in the temp folder, or
+the PostgreSQL database ZGLD_DATABASE_URL names, emptied first), loaded with the demo company, and Debian's
+chromium driven by Playwright with a fresh profile. Nothing is downloaded: `make setup` installs chromium.
+Screenshots go to test-output/e2e/ (git ignores it)."""
+import datetime
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import models
+from services import demo, stats
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SCREENSHOTS = ROOT / "test-output" / "e2e"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PORTS = range(8500, 8600)
+DESKTOP = {"width": 1280, "height": 860}
+# Card views (action 1) of the demo company's cards: days before today -> how many. The dashboard draws them.
+CARD_VIEWS = {3: 5, 2: 2, 1: 8}
+PHONE = {"width": 390, "height": 844}
+
+
+def free_ports():
+    """Ports of the range set aside for these tests that nothing listens on now, in random order (so two
+    runs side by side seldom reach for the same one)."""
+    for port in random.sample(PORTS, len(PORTS)):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        yield port
+
+
+def start_server(config_path, port, log_path):
+    """Starts the service; answers the process once it listens and serves the console, or None if the port
+    was taken meanwhile. Its log line says it bound the port, so a stranger on that port is never mistaken
+    for it."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "server.py", "--config", str(config_path), "--port", str(port)],
+                                   cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        if process.poll() is not None:
+            if "Address already in use" in text:
+                return None
+            pytest.fail(f"the server exited with {process.returncode}:\n{text}")
+        if "listening on" in text:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                assert response.status == 200
+            return process
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail(f"the server did not start within 20s:\n{log_path.read_text(errors='replace')}")
+
+
+def stop_server(process):
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def record_card_views(settings):
+    """CARD_VIEWS as raw events at noon of each day, rolled up as the service's nightly job would."""
+    tz = stats.zone(settings)
+    today = stats.local_today(settings)
+    company = models.Company.get(models.Company.name == demo.DEMO_COMPANY)
+    owner = models.User.get(models.User.login_name == "zhangsan")
+    customer = models.Customer.create(company=company, openid="e2e-visitor", name="访客")
+    models.AccessEvent.insert_many([
+        {"company": company, "customer": customer, "user": owner, "action": 1,
+         "happened_at": stats.day_start(today - datetime.timedelta(days=ago), tz) + datetime.timedelta(hours=12)}
+        for ago, count in CARD_VIEWS.items() for _ in range(count)]).execute()
+    stats.rebuild(today - datetime.timedelta(days=max(CARD_VIEWS)), today - datetime.timedelta(days=1), settings)
+
+
+@pytest.fixture
+def server(settings, database, tmp_path):
+    """The service on a free port, with the demo company and some card views loaded; yields its base URL."""
+    demo.load(settings)
+    record_card_views(settings)
+    log_path = tmp_path / "server.log"
+    for port in free_ports():
+        process = start_server(tmp_path / "config.yaml", port, log_path)
+        if process is not None:
+            break
+    else:
+        pytest.fail(f"no free port in {PORTS.start}-{PORTS.stop - 1} for the e2e server")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(process)
+    log_text = log_path.read_text(errors="replace")
+    assert "Traceback" not in log_text, f"the server logged an error:\n{log_text}"
+
+
+@pytest.fixture(scope="session")
+def playwright():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: run `make setup` as root (it installs Debian's chromium package)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture
+def open_page(playwright, tmp_path):
+    """open_page(viewport) -> a page in a fresh chromium profile; page errors fail the test."""
+    contexts, errors = [], []
+
+    def open_(viewport=DESKTOP):
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / f"profile{len(contexts)}"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport=viewport, locale="zh-CN")
+        context.set_default_timeout(5000)
+        contexts.append(context)
+        page = context.pages[0] if context.pages else context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+@pytest.fixture
+def screenshot(request):
+    """screenshot(page, name): saves test-output/e2e/<test>-<name>.png of the whole page."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(page, name):
+        page.screenshot(path=SCREENSHOTS / f"{request.node.name}-{name}.png", full_page=True)
+    return take

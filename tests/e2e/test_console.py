@@ -1,0 +1,298 @@
+"""The admin console in a real browser against the real service: log in, upload pictures in chunks, create a
+product with them, find it, change its status, edit and delete it, see the dashboard's chart drawn, manage
+users, log out; on a desktop and on a phone-sized screen."""
+import hashlib
+import io
+import os
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+import models
+from tests.e2e.conftest import CARD_VIEWS, PHONE
+
+ADMIN = ("admin", "admin123")
+STAFF = ("zhangsan", "zhangsan123")
+CHUNK_BYTES = 512 * 1024  # api.js's chunk size
+
+
+def noise_png(path, side):
+    """A PNG that does not compress: side 600 gives about 1.1 MB, so three chunks."""
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(path, "PNG")
+    return path
+
+
+def small_png(path, color):
+    buffer = io.BytesIO()
+    Image.new("RGB", (120, 80), color).save(buffer, "PNG")
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def log_in(page, base_url, login):
+    page.goto(base_url + "/")
+    page.get_by_label("登录名").fill(login[0])
+    page.get_by_label("密码").fill(login[1])
+    page.get_by_role("button", name="登录").click()
+    # The dashboard has loaded when its figures, its table and its chart are all there.
+    for drawn in ("dd[data-key=company_name]", "section table.data", "svg.chart"):
+        expect(page.locator(drawn)).to_be_visible()
+
+
+def notice(page):
+    return page.locator("#notice")
+
+
+def product_row(page, name):
+    return page.locator("table.data tbody tr", has_text=name)
+
+
+def chart_points(page):
+    """The drawn line's points as (x, y) pairs, in SVG units (y grows downwards)."""
+    pairs = page.locator("svg.chart polyline").get_attribute("points").split()
+    return [tuple(float(n) for n in pair.split(",")) for pair in pairs]
+
+
+def test_md5_in_the_page_matches_python(server, open_page):
+    page = open_page()
+    page.goto(server + "/")
+    texts = ["", "a", "1528209075753" + "0" * 32, "诸葛雷达", *("x" * n for n in (55, 56, 63, 64, 65, 200))]
+    assert page.evaluate("texts => texts.map(md5)", texts) == [hashlib.md5(t.encode()).hexdigest() for t in texts]
+
+
+def test_a_wrong_password_shows_the_envelope_message(server, open_page, screenshot):
+    page = open_page()
+    page.goto(server + "/")
+    page.get_by_label("登录名").fill("admin")
+    page.get_by_label("密码").fill("wrong-password")
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("alert")).to_have_text("账号密码错误（代码 401）")
+    screenshot(page, "login-refused")
+
+
+def test_a_token_that_stopped_working_sends_back_to_login_with_the_message(server, open_page):
+    page = open_page()
+    log_in(page, server, ADMIN)
+    models.User.update(token="0" * 32).where(models.User.login_name == ADMIN[0]).execute()
+    page.get_by_role("link", name="产品管理").click()
+    expect(notice(page)).to_contain_text("token异常（代码 400）")
+    expect(page.locator("main[data-screen=login]")).to_be_visible()
+
+
+def test_admin_walk_upload_create_find_change_status_dashboard_logout(server, open_page, screenshot, tmp_path):
+    page = open_page()
+    uploads = []
+    page.on("request", lambda r: uploads.append(r.url) if "/product/add_picture/" in r.url
+            or "/product/upload_complete/" in r.url else None)
+
+    page.goto(server + "/")
+    screenshot(page, "1-login")
+    log_in(page, server, ADMIN)
+
+    # Dashboard: figures, the four windows, and a chart of 7 then 15 days for a chosen metric.
+    expect(page.locator("dd[data-key=company_name]")).to_have_text("诸葛雷达演示公司")
+    expect(page.locator("dd[data-key=user_count]")).to_have_text(str(models.User.select().count()))
+    overview = page.locator("table.overview tbody tr")
+    expect(overview).to_have_count(6)
+    expect(overview.filter(has_text="浏览总数").locator("td")).to_have_text(
+        ["浏览总数", str(sum(CARD_VIEWS.values())), str(CARD_VIEWS[1]), str(sum(CARD_VIEWS.values())),
+         str(sum(CARD_VIEWS.values()))])
+    expect(page.locator("svg.chart")).to_have_attribute("aria-label", "客户总数（近7天）")
+    assert len(chart_points(page)) == 7
+    expect(page.locator("svg.chart circle.dot")).to_have_count(7)
+    page.get_by_role("button", name="近15天").click()
+    expect(page.locator("svg.chart")).to_have_attribute("data-points", "15")
+    page.get_by_label("指标").select_option(label="浏览总数")
+    expect(page.locator("svg.chart")).to_have_attribute("aria-label", "浏览总数（近15天）")
+    # The line rises to the busiest day (yesterday, the last point) and is flat where nothing happened.
+    points = chart_points(page)
+    heights = [points[0][1] - y for _, y in points]  # above the first (empty) day
+    assert len(points) == 15 and points == sorted(points)
+    assert heights[-3:] == pytest.approx([heights[-1] * CARD_VIEWS[ago] / CARD_VIEWS[1] for ago in (3, 2, 1)], abs=0.2)
+    assert heights[-1] > 100 and set(heights[:-3]) == {0}
+    screenshot(page, "2-dashboard")
+
+    # A new product: a cover in three chunks, a title, a text and an intro picture, in that order.
+    page.get_by_role("link", name="产品管理").click()
+    page.get_by_role("button", name="新增产品").click()
+    expect(page.get_by_role("heading", name="新增产品")).to_be_visible()
+    cover = noise_png(tmp_path / "封面.png", 600)
+    page.locator("fieldset.covers input[type=file]").set_input_files(cover)
+    expect(page.locator(".upload.done", has_text="封面.png").locator("progress")).to_have_attribute("value", "100")
+    expect(page.locator(".pictures figure img")).to_have_count(1)
+    page.get_by_label("产品名称").fill("端到端测试门票")
+    page.get_by_label("价格").fill("50-1380元")
+    page.get_by_label("推荐理由").fill("一起度过美好时光")
+    page.get_by_role("button", name="+ 标题").click()
+    page.get_by_label("标题", exact=True).fill("第一章")
+    page.get_by_role("button", name="+ 正文").click()
+    page.get_by_label("正文", exact=True).fill("正文内容")
+    page.locator("fieldset.intro input[type=file]").set_input_files(small_png(tmp_path / "intro.png", "#3366cc"))
+    expect(page.locator(".articles li[data-kind=图片] img")).to_have_count(1)
+    screenshot(page, "3-product-form")
+    page.get_by_role("button", name="保存").click()
+    expect(notice(page)).to_contain_text("添加成功")
+
+    # Every chunk and the completing call of one file share one timestamp (the upload's id).
+    cover_calls = [parse_qs(urlparse(url).query) for url in uploads if "封面" in parse_qs(urlparse(url).query)
+                   .get("img_name", [""])[0]]
+    chunks = [q["chunk"][0] for q in cover_calls if "chunk" in q]
+    assert chunks == [str(i) for i in range(-(-cover.stat().st_size // CHUNK_BYTES))] and len(chunks) == 3
+    assert len({q["timestamp"][0] for q in cover_calls}) == 1
+    assert [q["chunk_num"][0] for q in cover_calls if "chunk_num" in q] == ["3"]
+
+    # Found in the list, its cover shown; the database holds what the form said, in order.
+    row = product_row(page, "端到端测试门票")
+    expect(row).to_have_count(1)
+    expect(row.locator("img.thumb")).to_have_js_property("naturalWidth", 600)
+    screenshot(page, "4-products")
+    product = models.Product.get(models.Product.name == "端到端测试门票")
+    assert (product.price, product.reason, product.product_type) == ("50-1380元", "一起度过美好时光", 1)
+    articles = [(a.order, a.title, a.content) for a in product.articles.order_by(models.ProductArticle.order)]
+    assert articles == [(1, "第一章", None), (2, None, "正文内容")]
+    intro = [p.order for p in product.pictures.where(models.ProductPicture.picture_type == models.PICTURE_INTRO)]
+    assert intro == [3]
+
+    # Off the shelf: it leaves the on-shelf list and shows under 已下架.
+    row.get_by_role("button", name="下架").click()
+    expect(notice(page)).to_contain_text("已下架")
+    expect(product_row(page, "端到端测试门票")).to_have_count(0)
+    page.get_by_label("状态").select_option(label="已下架")
+    page.get_by_role("button", name="查询").click()
+    expect(product_row(page, "端到端测试门票").locator(".badge")).to_have_text("已下架")
+    assert models.Product.get_by_id(product.id).status == models.PRODUCT_OFF_SHELF
+    screenshot(page, "5-products-off-shelf")
+
+    # Log out: back to the login form, and the old token no longer signs.
+    old_token = page.evaluate("Api.session.token")
+    page.get_by_role("button", name="退出").click()
+    expect(page.locator("main[data-screen=login]")).to_be_visible()
+    expect(notice(page)).to_contain_text("退出成功")
+    assert models.User.get(models.User.login_name == ADMIN[0]).token != old_token
+    assert page.evaluate("localStorage.length") == 0
+    screenshot(page, "6-logged-out")
+
+
+def test_edit_keeps_the_order_and_delete_asks_first(server, open_page, screenshot, tmp_path):
+    page = open_page()
+    log_in(page, server, ADMIN)
+    page.get_by_role("link", name="产品管理").click()
+    page.get_by_role("tab", name="个人产品").click()
+    page.get_by_role("button", name="新增产品").click()
+    page.get_by_label("产品类型").select_option(label="个人产品")
+    page.locator("fieldset.covers input[type=file]").set_input_files(
+        [small_png(tmp_path / "a.png", "red"), small_png(tmp_path / "b.png", "green")])
+    expect(page.locator(".pictures figure img")).to_have_count(2)
+    page.get_by_label("产品名称").fill("待编辑产品")
+    page.get_by_label("价格").fill("100")
+    page.get_by_label("推荐理由").fill("理由")
+    page.get_by_role("button", name="+ 正文").click()
+    page.get_by_label("正文", exact=True).fill("第一段")
+    page.get_by_role("button", name="保存").click()
+    expect(product_row(page, "待编辑产品")).to_have_count(1)
+
+    # The edit form is filled from product_single; swap the covers, add a title above the text, save.
+    product_row(page, "待编辑产品").get_by_role("button", name="编辑").click()
+    expect(page.get_by_role("heading", name="编辑产品")).to_be_visible()
+    expect(page.get_by_label("产品名称")).to_have_value("待编辑产品")
+    expect(page.get_by_label("正文", exact=True)).to_have_value("第一段")
+    expect(page.locator(".pictures figure img")).to_have_count(2)
+    first_cover = page.locator(".pictures figure img").first.get_attribute("src")
+    page.locator(".pictures figure").nth(1).get_by_role("button", name="←").click()
+    page.get_by_role("button", name="+ 标题").click()
+    page.get_by_label("标题", exact=True).fill("新标题")
+    page.locator(".articles li[data-kind=标题]").get_by_role("button", name="上移").click()
+    page.get_by_label("价格").fill("120")
+    screenshot(page, "edit-form")
+    page.get_by_role("button", name="保存").click()
+    expect(notice(page)).to_contain_text("成功")
+    expect(product_row(page, "待编辑产品")).to_contain_text("120")
+    product = models.Product.get(models.Product.name == "待编辑产品")
+    assert [(a.title, a.content) for a in product.articles.order_by(models.ProductArticle.order)] == [
+        ("新标题", None), (None, "第一段")]
+    covers = product.pictures.where(models.ProductPicture.picture_type == models.PICTURE_COVER)
+    assert "/" + covers.order_by(models.ProductPicture.order).first().url != first_cover  # the swap was kept
+
+    # Delete: cancelling keeps it; confirming removes it and its pictures.
+    product_row(page, "待编辑产品").get_by_role("button", name="删除").click()
+    expect(page.locator("dialog#confirm")).to_contain_text("待编辑产品")
+    screenshot(page, "delete-confirm")
+    page.locator("dialog#confirm").get_by_role("button", name="取消").click()
+    expect(product_row(page, "待编辑产品")).to_have_count(1)
+    product_row(page, "待编辑产品").get_by_role("button", name="删除").click()
+    page.locator("dialog#confirm").get_by_role("button", name="确定").click()
+    expect(notice(page)).to_contain_text("删除成功")
+    expect(product_row(page, "待编辑产品")).to_have_count(0)
+    assert not models.Product.select().where(models.Product.id == product.id).exists()
+    assert not models.ProductPicture.select().where(models.ProductPicture.product == product.id).exists()
+
+
+def test_admin_manages_users_and_sees_refusals(server, open_page, screenshot):
+    page = open_page()
+    log_in(page, server, ADMIN)
+    page.get_by_role("link", name="用户管理").click()
+    expect(page.locator("table.data tbody tr")).to_have_count(3)
+    row = page.locator("table.data tbody tr", has_text="李四")
+    row.get_by_role("button", name="禁用").click()
+    expect(row.locator(".badge")).to_have_text("未启用")
+    assert models.User.get(models.User.login_name == "lisi").status == models.USER_DISABLED
+
+    # Adding a user with a login name already taken: the 300 and its message are shown, nothing is added.
+    page.get_by_role("button", name="新增用户").click()
+    panel = page.locator("section.panel")
+    panel.get_by_label("登录名").fill("zhangsan")
+    panel.get_by_label("姓名").fill("重名用户")
+    panel.get_by_label("密码").fill("secret123")
+    panel.get_by_role("button", name="保存").click()
+    expect(notice(page)).to_contain_text("（代码 300）")
+    assert models.User.select().count() == 3
+
+    panel.get_by_label("登录名").fill("wangwu")
+    panel.get_by_label("职位").fill("销售顾问")
+    panel.get_by_role("button", name="保存").click()
+    expect(notice(page)).to_contain_text("添加成功")
+    expect(page.locator("table.data tbody tr", has_text="wangwu")).to_contain_text("销售顾问")
+    screenshot(page, "users")
+
+    # Disabling yourself is refused with 305.
+    page.locator("table.data tbody tr", has_text="admin").get_by_role("button", name="禁用").click()
+    expect(notice(page)).to_contain_text("（代码 305）")
+    assert models.User.get(models.User.login_name == "admin").status == models.USER_ENABLED
+
+
+def test_phone_screen_for_an_ordinary_user(server, open_page, screenshot):
+    page = open_page(PHONE)
+    page.goto(server + "/")
+    screenshot(page, "1-login")
+    log_in(page, server, STAFF)
+    nav = page.locator("header nav")
+    expect(nav.get_by_role("link")).to_have_text(["首页", "产品管理", "用户管理"])
+    expect(page.locator("svg.chart")).to_have_attribute("data-points", "7")
+    screenshot(page, "2-dashboard")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    page.get_by_role("link", name="产品管理").click()
+    page.get_by_role("button", name="新增产品").click()
+    expect(page.get_by_label("产品类型").locator("option")).to_have_text(["个人产品"])
+    page.get_by_role("button", name="保存").click()  # an empty form: the browser asks for the name first
+    assert page.get_by_label("产品名称").evaluate("input => input.validity.valueMissing")
+    screenshot(page, "3-product-form")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    page.get_by_role("link", name="用户管理").click()
+    expect(page.locator("table.data tbody tr")).to_have_count(3)
+    expect(page.get_by_role("button", name="新增用户")).to_have_count(0)
+    screenshot(page, "4-users")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+@pytest.mark.parametrize("path", ["/#/roles", "/#/companies"])
+def test_administrator_screens_are_hidden_from_ordinary_users(server, open_page, path):
+    page = open_page()
+    log_in(page, server, STAFF)
+    page.goto(server + path)
+    expect(page.locator("main[data-screen=dashboard]")).to_be_visible()
+    assert re.search(r"#/dashboard$", page.url)
