@@ -8,6 +8,7 @@ Writes run in one write_transaction(); picture files are removed only after it c
 """
 import datetime
 import logging
+import threading
 
 import peewee as pw
 
@@ -117,6 +118,32 @@ _LIST = {shape: CompiledQuery(lambda slot, shape=shape: _list_query(slot, *shape
 _COUNT = {shape: CompiledQuery(lambda slot, shape=shape: _count_query(slot, *shape)) for shape in _SHAPES}
 
 
+class SqliteCountCache:
+    """List totals remembered per thread (each thread has its own SQLite connection), dropped as soon as
+    the database may have changed: another connection, in any process, committed (SQLite's
+    `PRAGMA data_version` moved) or this connection wrote anything (its `total_changes` moved). The check
+    costs one PRAGMA; no writer has to remember to invalidate. On PostgreSQL nothing is cached."""
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def get(self, key, compute):
+        if not isinstance(db.obj, pw.SqliteDatabase):
+            return compute()
+        version = (db.obj, db.execute_sql("PRAGMA data_version").fetchall()[0][0], db.connection().total_changes)
+        local = self._local
+        if getattr(local, "version", None) != version or len(local.counts) >= self.MAX_ENTRIES:
+            local.version, local.counts = version, {}
+        if key not in local.counts:
+            local.counts[key] = compute()
+        return local.counts[key]
+
+
+_counts = SqliteCountCache()
+
+
 # ---- shared pieces ---------------------------------------------------------------------------------
 
 def _format_datetime(value):
@@ -171,7 +198,8 @@ def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=No
                   current_page=1, length=20):
     """One page of products, newest first, as `{ret_data, data_count}` (count before paging).
 
-    Two queries, each compiled once; the first cover comes from a subquery, not a query per row."""
+    The rows in one query (the first cover from a subquery, not a query per row), the total in another
+    unless SqliteCountCache still holds it; both compiled once."""
     company_id = _list_company(caller, company_id)
     length = min(length, MAX_LENGTH)
     shape = (company_id is not None, bool(product_name))
@@ -182,7 +210,7 @@ def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=No
     if product_name:
         values["pattern"] = _escape_like(product_name)
     rows = _LIST[shape].execute(**values, limit=length, offset=(current_page - 1) * length).fetchall()
-    count = _COUNT[shape].execute(**values).fetchone()[0]
+    count = _counts.get((shape, *sorted(values.items())), lambda: _COUNT[shape].execute(**values).fetchone()[0])
     return {"ret_data": [_list_row(*row) for row in rows], "data_count": count}
 
 

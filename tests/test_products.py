@@ -1,6 +1,7 @@
 """The product catalogue, reading: product_list and product_single (seed 2.1, 2.2; BEHAVIOR.md section 3)."""
 import datetime
 
+import peewee as pw
 import pytest
 from playhouse.db_url import connect as connect_url
 from playhouse.test_utils import count_queries
@@ -8,7 +9,7 @@ from playhouse.test_utils import count_queries
 import models
 from services import demo, products
 from tests.conftest import row_counts
-from tests.product_data import LIST, SINGLE, Catalogue
+from tests.product_data import ADD, LIST, SINGLE, STATUS, Catalogue
 
 MAX_ID = 2**31 - 1
 
@@ -154,18 +155,44 @@ async def test_list_bad_input_is_303_naming_the_field(client, cat, params, field
     assert body["code"] == 303 and list(body["data"]) == [field]
 
 
-def test_list_makes_two_queries_whatever_the_page_size(cat):
-    """No query per row: the rows (covers included) in one query, the count in another."""
+def test_list_makes_no_query_per_row(cat):
+    """The rows (covers included) in one query, the total in another; on SQLite one PRAGMA checks the
+    count cache, and a repeat of the same filters takes the total from it."""
     for product_id in cat.many_products(cat.a, 30):
         cat.picture(cat.a, product=product_id)
-    for length in (1, 30):
+    check = 1 if isinstance(models.db.obj, pw.SqliteDatabase) else 0
+    counts = []
+    for length, status in [(1, models.PRODUCT_ON_SHELF), (30, models.PRODUCT_ON_SHELF), (30, models.PRODUCT_OFF_SHELF)]:
         with count_queries() as counter:
-            page = products.list_products(cat.staff, models.PRODUCT_COMPANY, length=length)
-        assert len(page["ret_data"]) == length and all(r["cover_picture"] for r in page["ret_data"])
-        assert counter.count == 2
+            page = products.list_products(cat.staff, models.PRODUCT_COMPANY, status=status, length=length)
+        assert all(r["cover_picture"] for r in page["ret_data"])
+        counts.append(counter.count)
+    assert counts == [check + 2, 2, check + 2]
     with count_queries() as counter:
         products.list_products(cat.admin, models.PRODUCT_COMPANY, product_name="产品", company_id=cat.a.id)
-    assert counter.count == 3  # the named company is checked to exist
+    assert counter.count == check + 3  # the named company is checked to exist
+
+
+def test_counts_follow_writes_through_the_same_connection(cat):
+    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0
+    models.Product.insert(company=cat.a, product_type=models.PRODUCT_COMPANY, name="直接写入", price="1",
+                          reason="").execute()
+    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 1
+    models.Product.update(status=models.PRODUCT_OFF_SHELF).execute()
+    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0
+
+
+@pytest.mark.gen_test
+async def test_counts_follow_writes_made_through_the_api(client, cat):
+    async def count():
+        return (await client.get(LIST, cat.staff, product_type="2"))["data"]["data_count"]
+    assert [await count() for _ in range(4)] == [0] * 4  # the worker threads cache it
+    form = {"product_type": "2", "name": "新品", "price": "1", "reason": "r", "cover_picture_id": "[]"}
+    assert (await client.post(ADD, cat.staff, data=form))["code"] == 200
+    assert [await count() for _ in range(4)] == [1] * 4
+    product = models.Product.get(models.Product.name == "新品")
+    assert (await client.post(STATUS.format(product.id), cat.staff, data={"status": "2"}))["code"] == 200
+    assert [await count() for _ in range(4)] == [0] * 4
 
 
 def test_list_sees_changes_made_through_another_connection(cat, settings):
