@@ -272,3 +272,12 @@ def test_cli_backup_and_restore_with_data_dir(tmp_path):
 def test_version_flag_prints_the_one_version(tmp_path):
     shown = run_cli(tmp_path, "--version")
     assert shown.returncode == 0 and shown.stdout.split() == ["server.py", VERSION]
+
+
+def test_data_dir_moves_sqlite_staging_and_pictures_but_keeps_postgresql(tmp_path):
+    sqlite = config.place_data(config.load(environ={}), "/srv/zgld")
+    assert sqlite["database"]["url"] == "sqlite:////srv/zgld/zhugeleida.db"
+    assert (sqlite["storage"]["staging"], sqlite["storage"]["root"]) == ("/srv/zgld/uploads", "/srv/zgld/statics")
+    postgres = config.place_data(config.load(environ={"ZGLD_DATABASE_URL": "postgresql://u@h/zgld"}), "site")
+    assert postgres["database"]["url"] == "postgresql://u@h/zgld"
+    assert postgres["storage"]["root"] == str(Path("site") / "statics")
