@@ -26,10 +26,12 @@ import config as config_module
 import models
 from handlers import activity as activity_handlers
 from handlers import auth as auth_handlers
+from handlers import companies as company_handlers
 from handlers import console as console_handlers
 from handlers import health as health_handlers
 from handlers import pictures as picture_handlers
 from handlers import products as product_handlers
+from handlers import roles as role_handlers
 from handlers import stats as stats_handlers
 from handlers import users as user_handlers
 from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
@@ -40,8 +42,8 @@ from workers import Workers
 
 log = logging.getLogger("zgld")
 
-HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, product_handlers, health_handlers, stats_handlers,
-                   activity_handlers, picture_handlers]
+HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, product_handlers, health_handlers, role_handlers,
+                   company_handlers, stats_handlers, activity_handlers, picture_handlers]
 
 PRUNE_SIGNATURES_MS = 10 * 60 * 1000
 PICTURE_HOUSEKEEPING_MS = 10 * 60 * 1000

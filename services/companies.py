@@ -1,7 +1,17 @@
-"""Companies."""
+"""Companies: their card quota (how many users may be enabled) and expiry date."""
 import datetime
 
-from models import Company, db
+from peewee import fn
+
+from models import Company, Product, ProductPicture, User, db, locked, write_transaction
+from services.errors import HasChildren, NameExists, invalid
+from services.listing import format_date, format_datetime, page
+from services.products import delete_files, delete_product_rows
+from services.records import check_name_free, integrity_error_as, locked_row
+from services.users import enabled_count
+
+NAME_TAKEN = "公司名称已存在"
+HAS_USERS = "公司还有用户，请先删除这些用户"
 
 
 def get_or_create_company(name, quota=10, valid_days=365):
@@ -12,3 +22,63 @@ def get_or_create_company(name, quota=10, valid_days=365):
             company = Company.create(name=name, mingpian_available_num=quota,
                                      expire_date=datetime.date.today() + datetime.timedelta(days=valid_days))
     return company
+
+
+def _row(company):
+    return {
+        "id": company.id,
+        "name": company.name,
+        "mingpian_available_num": company.mingpian_available_num,
+        "expire_date": format_date(company.expire_date),
+        "create_date": format_datetime(company.create_date),
+        "user_count": company.user_count,
+    }
+
+
+def list_companies(form):
+    """A page of companies, newest first, with how many users each has; `name` filters by substring."""
+    user_count = User.select(fn.COUNT(User.id)).where(User.company == Company.id)
+    query = Company.select(Company, user_count.alias("user_count")).order_by(Company.id.desc())
+    if form["name"]:
+        query = query.where(Company.name.contains(form["name"]))
+    return page(query, form, _row)
+
+
+def add_company(form):
+    """`form`: name, mingpian_available_num, expire_date."""
+    with integrity_error_as(NameExists(NAME_TAKEN)), write_transaction():
+        check_name_free(Company.name, form["name"], NAME_TAKEN)
+        company = Company.create(**form)
+    return {"id": company.id}
+
+
+def update_company(company_id, form):
+    """Rename, change the quota (never below the users already enabled) or the expiry date."""
+    with integrity_error_as(NameExists(NAME_TAKEN)), write_transaction():
+        locked_row(Company, company_id)  # the lock check_quota takes, so no enable slips past the new quota
+        check_name_free(Company.name, form["name"], NAME_TAKEN, exclude_id=company_id)
+        enabled = enabled_count(company_id)
+        if form["mingpian_available_num"] < enabled:
+            raise invalid("mingpian_available_num", f"名片数量不能少于已启用的用户数 {enabled}")
+        Company.update(**form).where(Company.id == company_id).execute()
+
+
+def _delete_owned_rows(company_id):
+    """Delete the company's products and pictures; return the picture URLs to delete after the commit."""
+    products = Product.select(Product.id).where(Product.company == company_id)
+    urls = delete_product_rows([p.id for p in products])
+    pictures = list(locked(ProductPicture.select(ProductPicture.id, ProductPicture.url).where(
+        ProductPicture.company == company_id)))
+    ProductPicture.delete().where(ProductPicture.id.in_([p.id for p in pictures])).execute()
+    return urls + [p.url for p in pictures]
+
+
+def delete_company(company_id, storage):
+    """Delete a company that has no users (304 otherwise), with its products and pictures."""
+    with integrity_error_as(HasChildren()), write_transaction():  # rows added meanwhile that refer to it
+        locked_row(Company, company_id)
+        if User.select().where(User.company == company_id).exists():
+            raise HasChildren(HAS_USERS)
+        urls = _delete_owned_rows(company_id)
+        Company.delete().where(Company.id == company_id).execute()
+    delete_files(storage, urls)

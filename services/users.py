@@ -1,32 +1,55 @@
-"""Users: enabling and disabling, within the company's card quota."""
-from models import USER_DISABLED, USER_ENABLED, Company, User, locked, write_transaction
+"""Users of a company: the list, adding and editing, enabling and disabling within the company's card
+quota, and deleting (their personal products go with them; what the company owns stays)."""
+from models import (
+    PRODUCT_PERSONAL,
+    USER_DISABLED,
+    USER_ENABLED,
+    Company,
+    Product,
+    ProductPicture,
+    Role,
+    User,
+    locked,
+    write_transaction,
+)
 from services import auth
 from services.errors import FormInvalid, NameExists, NotFound, NotOnSelf
+from services.listing import format_datetime, page
+from services.products import delete_files, delete_product_rows
+from services.records import check_name_free, integrity_error_as, locked_row
 
 USER_STATUS_LABELS = {USER_ENABLED: "启用", USER_DISABLED: "未启用"}
+LOGIN_NAME_TAKEN = "登录名已存在"
+NO_SUCH_ROLE = "角色不存在"
+NO_SUCH_COMPANY = "公司不存在"
 
 
-def visible_user(caller, user_id):
+def visible_user(caller, user_id, lock=False):
     """The user `user_id` if the caller may see it (administrators: any; others: their company)."""
     query = User.select().where(User.id == user_id)
     if not caller.is_admin:
         query = query.where(User.company == caller.company_id)
-    user = query.first()
+    user = (locked(query) if lock else query).first()
     if user is None:
         raise NotFound()
     return user
 
 
+def enabled_count(company_id, excluding_user_id=None):
+    query = User.select().where(User.company == company_id, User.status == USER_ENABLED)
+    if excluding_user_id is not None:
+        query = query.where(User.id != excluding_user_id)
+    return query.count()
+
+
 def check_quota(company_id, enabling_user_id=None):
-    """Refuse (303) if enabling one more user would pass the company's card quota.
+    """Refuse (303) if enabling one more user would pass the company's card quota; 302 for no company.
 
     Call inside write_transaction(): the company row is locked so two enables cannot both pass."""
-    company = locked(Company.select().where(Company.id == company_id)).get()
-    enabled = User.select().where(User.company == company_id, User.status == USER_ENABLED)
-    if enabling_user_id is not None:
-        enabled = enabled.where(User.id != enabling_user_id)
-    if enabled.count() + 1 > company.mingpian_available_num:
-        raise FormInvalid(data={"status": [f"启用的用户数不能超过名片数量 {company.mingpian_available_num}"]})
+    company = locked_row(Company, company_id, NO_SUCH_COMPANY)
+    if enabled_count(company_id, enabling_user_id) + 1 > company.mingpian_available_num:
+        reason = f"启用的用户数不能超过名片数量 {company.mingpian_available_num}"
+        raise FormInvalid(reason, data={"status": [reason]})
 
 
 def set_status(caller, user_id, status):
@@ -34,7 +57,7 @@ def set_status(caller, user_id, status):
     if user_id == caller.id:
         raise NotOnSelf("不允许修改自己的状态")
     with write_transaction():
-        user = visible_user(caller, user_id)
+        user = visible_user(caller, user_id, lock=True)
         if status == USER_ENABLED and user.status != USER_ENABLED:
             check_quota(user.company_id, user.id)
         User.update(status=status).where(User.id == user.id).execute()
@@ -42,12 +65,107 @@ def set_status(caller, user_id, status):
 
 
 def create_user(company_id, role_id, login_name, username, password, scrypt_n, **fields):
-    """Add a user with a fresh token; a login name already taken is a 300."""
-    with write_transaction():
-        if User.select().where(User.login_name == login_name).exists():
-            raise NameExists("登录名已存在")
+    """Add a user with a fresh token: 300 for a login name already taken, 302 for an unknown company or
+    role, 303 if an enabled user would pass the company's quota."""
+    password_hash = auth.hash_password(password, scrypt_n)  # slow: before the write lock is taken
+    with integrity_error_as(NameExists(LOGIN_NAME_TAKEN)), write_transaction():
+        locked_row(Company, company_id, NO_SUCH_COMPANY)
+        locked_row(Role, role_id, NO_SUCH_ROLE)  # so it cannot be deleted before this commits
+        check_name_free(User.login_name, login_name, LOGIN_NAME_TAKEN)
         if fields.get("status", USER_ENABLED) == USER_ENABLED:
             check_quota(company_id)
         return User.create(company=company_id, role=role_id, login_name=login_name, username=username,
-                           password_hash=auth.hash_password(password, scrypt_n), token=auth.new_token(),
-                           **fields)
+                           password_hash=password_hash, token=auth.new_token(), **fields)
+
+
+# ---- the management API ---------------------------------------------------------------------------
+
+def _row(user):
+    return {
+        "id": user.id,
+        "login_name": user.login_name,
+        "username": user.username,
+        "role_id": user.role_id,
+        "role_name": user.role.name,
+        "status": user.status,
+        "status_text": USER_STATUS_LABELS.get(user.status, ""),
+        "position": user.position,
+        "phone": user.phone,
+        "company_id": user.company_id,
+        "company_name": user.company.name,
+        "create_date": format_datetime(user.create_date),
+        "last_login_date": format_datetime(user.last_login_date),
+    }
+
+
+def list_users(caller, form):
+    """A page of users, newest first: the caller's company, or for an administrator all companies or the
+    one named by `company_id`. Filters: `username` (substring), `role_id`, `status`, `position` (exact)."""
+    query = User.select(User, Role, Company).join(Role).switch(User).join(Company).order_by(User.id.desc())
+    company_id = form["company_id"] if caller.is_admin else caller.company_id
+    if company_id is not None:
+        query = query.where(User.company == company_id)
+    if form["username"]:
+        query = query.where(User.username.contains(form["username"]))
+    if form["position"]:
+        query = query.where(User.position == form["position"])
+    if form["role_id"] is not None:
+        query = query.where(User.role == form["role_id"])
+    if form["status"] is not None:
+        query = query.where(User.status == form["status"])
+    return page(query, form, _row)
+
+
+def add_user(caller, form, scrypt_n):
+    """Add a user to the caller's company, or for an administrator to the company named by `company_id`."""
+    company_id = form["company_id"] if caller.is_admin and form["company_id"] else caller.company_id
+    user = create_user(company_id, form["role_id"], form["login_name"], form["username"], form["password"],
+                       scrypt_n, position=form["position"], phone=form["phone"], status=form["status"])
+    return {"id": user.id}
+
+
+def _refuse_on_self(caller, user, role_id, status):
+    """An administrator may edit their own profile, but not lock themselves out."""
+    if user.id != caller.id:
+        return
+    if status == USER_DISABLED:
+        raise NotOnSelf("不允许禁用自己")
+    if role_id != caller.role_id:
+        raise NotOnSelf("不允许修改自己的角色")
+
+
+def update_user(caller, user_id, form):
+    """Change a user's login name, name, role, position, phone and (if given) status."""
+    with integrity_error_as(NameExists(LOGIN_NAME_TAKEN)), write_transaction():
+        user = visible_user(caller, user_id, lock=True)
+        status = form["status"] or user.status
+        _refuse_on_self(caller, user, form["role_id"], status)
+        locked_row(Role, form["role_id"], NO_SUCH_ROLE)
+        check_name_free(User.login_name, form["login_name"], LOGIN_NAME_TAKEN, exclude_id=user.id)
+        if status == USER_ENABLED and user.status != USER_ENABLED:
+            check_quota(user.company_id, user.id)
+        User.update(login_name=form["login_name"], username=form["username"], role=form["role_id"],
+                    position=form["position"], phone=form["phone"], status=status).where(
+            User.id == user.id).execute()
+
+
+def _delete_personal_rows(user_id):
+    """Delete the user's personal products and the pictures they uploaded that nothing uses; return the
+    picture URLs whose files must go once this commits. Company products they made stay (owner cleared)."""
+    personal = Product.select(Product.id).where(Product.user == user_id, Product.product_type == PRODUCT_PERSONAL)
+    urls = delete_product_rows([p.id for p in personal])
+    loose = list(locked(ProductPicture.select(ProductPicture.id, ProductPicture.url).where(
+        ProductPicture.user == user_id, ProductPicture.product.is_null())))
+    ProductPicture.delete().where(ProductPicture.id.in_([p.id for p in loose])).execute()
+    return urls + [p.url for p in loose]
+
+
+def delete_user(caller, user_id, storage):
+    """Delete a user (never yourself); their personal products and pictures go, files after the commit."""
+    if user_id == caller.id:
+        raise NotOnSelf("不允许删除自己")
+    with write_transaction():
+        user = visible_user(caller, user_id, lock=True)
+        urls = _delete_personal_rows(user.id)
+        User.delete().where(User.id == user.id).execute()
+    delete_files(storage, urls)

@@ -1,0 +1,64 @@
+"""The shape the management areas (users, roles, companies) share, in the seed's style: a paged list (GET)
+and `add/0`, `update/{id}`, `delete/{id}` (POST, administrators only).
+
+An area subclasses these, names its forms and makes its one service call in `rows`, `add`, `update` or
+`remove`; checking the role, validating, parsing the path id and the reply happen here."""
+from handlers.base import ID, BaseHandler, api, path_id
+from services.forms import validate
+from services.listing import PAGE_FORM
+
+
+class ListHandler(BaseHandler):
+    admin_only = True
+    filters = {}  # filter fields beside current_page and length
+
+    async def get(self):
+        if self.admin_only:
+            self.require_admin()
+        self.reply(await self.rows(validate({**PAGE_FORM, **self.filters}, self.args())))
+
+    async def rows(self, form):
+        raise NotImplementedError
+
+
+class AddHandler(BaseHandler):
+    form = {}
+
+    async def post(self):
+        self.require_admin()
+        self.reply(await self.add(validate(self.form, self.args())), "添加成功")
+
+    async def add(self, form):
+        raise NotImplementedError
+
+
+class UpdateHandler(BaseHandler):
+    form = {}
+
+    async def post(self, object_id):
+        self.require_admin()
+        object_id = path_id(object_id)
+        await self.update(object_id, validate(self.form, self.args()))
+        self.reply({}, "修改成功")
+
+    async def update(self, object_id, form):
+        raise NotImplementedError
+
+
+class DeleteHandler(BaseHandler):
+    async def post(self, object_id):
+        self.require_admin()
+        await self.remove(path_id(object_id))
+        self.reply({}, "删除成功")
+
+    async def remove(self, object_id):  # not `delete`: that name would answer HTTP DELETE
+        raise NotImplementedError
+
+
+def management_routes(area, list_handler, add_handler, update_handler, delete_handler):
+    return [
+        api(area, list_handler),
+        api(f"{area}/add/0", add_handler),
+        api(f"{area}/update/{ID}", update_handler),
+        api(f"{area}/delete/{ID}", delete_handler),
+    ]

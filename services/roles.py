@@ -1,0 +1,55 @@
+"""Roles: the two built-in ones (administrator, ordinary user) and any an administrator adds.
+
+Rights follow the role id: role 1 is the administrator, every other role acts as an ordinary user."""
+from peewee import fn
+
+from models import BUILTIN_ROLES, Role, User, write_transaction
+from services.errors import Forbidden, HasChildren, NameExists
+from services.listing import format_datetime, page
+from services.records import check_name_free, integrity_error_as, locked_row
+
+NAME_TAKEN = "角色名已存在"
+IN_USE = "还有用户属于该角色，请先修改这些用户的角色"
+
+
+def _row(role):
+    return {"id": role.id, "name": role.name, "create_date": format_datetime(role.create_date),
+            "user_count": role.user_count}
+
+
+def list_roles(form):
+    """A page of roles, oldest first, with how many users hold each; `name` filters by substring."""
+    user_count = User.select(fn.COUNT(User.id)).where(User.role == Role.id)
+    query = Role.select(Role, user_count.alias("user_count")).order_by(Role.id)
+    if form["name"]:
+        query = query.where(Role.name.contains(form["name"]))
+    return page(query, form, _row)
+
+
+def _refuse_builtin(role_id):
+    if role_id in BUILTIN_ROLES:
+        raise Forbidden("内置角色不能修改或删除")
+
+
+def add_role(name):
+    with integrity_error_as(NameExists(NAME_TAKEN)), write_transaction():
+        check_name_free(Role.name, name, NAME_TAKEN)
+        role = Role.create(name=name)
+    return {"id": role.id}
+
+
+def update_role(role_id, name):
+    _refuse_builtin(role_id)
+    with integrity_error_as(NameExists(NAME_TAKEN)), write_transaction():
+        locked_row(Role, role_id)
+        check_name_free(Role.name, name, NAME_TAKEN, exclude_id=role_id)
+        Role.update(name=name).where(Role.id == role_id).execute()
+
+
+def delete_role(role_id):
+    _refuse_builtin(role_id)
+    with integrity_error_as(HasChildren(IN_USE)), write_transaction():
+        locked_row(Role, role_id)
+        if User.select().where(User.role == role_id).exists():
+            raise HasChildren(IN_USE)
+        Role.delete().where(Role.id == role_id).execute()
