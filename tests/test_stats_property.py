@@ -4,7 +4,9 @@ records, for every window and every day of line_info."""
 import datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 import models
 from services import activity, stats
