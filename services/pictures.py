@@ -62,10 +62,17 @@ class ChunkUpload:
     found while streaming is kept and raised by finish(), once the body is read, so the client gets
     an answer rather than a reset connection."""
 
-    def __init__(self, storage, key, index, decoder, limit, upload_limit):
-        self.storage, self.key, self.index = storage, key, index
-        self.decoder, self.limit, self.upload_limit = decoder, limit, upload_limit
-        self.max_body_bytes = decoder.max_body(limit)
+    def __init__(self, storage, key, index, decoder, limits):
+        self.storage, self.key, self.index, self.decoder = storage, key, index, decoder
+        self.chunk_limit, self.upload_limit = limits["max_chunk_bytes"], limits["max_upload_bytes"]
+        others = sum(size for i, size in storage.staged_chunks(key).items() if i != index)
+        if others >= self.upload_limit:
+            raise self._too_large()
+        # decoded bytes this chunk may have: the chunk limit, or less if the upload is nearly full
+        self.limit = min(self.chunk_limit, self.upload_limit - others)
+        # the body (encoded) is bounded by the chunk limit only: a body over self.limit is still read, so
+        # the client gets the 413 rather than a dropped connection
+        self.max_body_bytes = decoder.max_body(self.chunk_limit)
         self.writer = storage.open_chunk(key, index)
         self.size = 0
         self.failure = None
@@ -84,10 +91,15 @@ class ChunkUpload:
         batch, self._batch = bytes(self._batch), bytearray()
         return batch
 
+    def _too_large(self, by_chunk=False):
+        if by_chunk:
+            return TooLarge(f"分片超过上限 {self.chunk_limit} 字节", {"chunk": self.index})
+        return TooLarge(f"上传文件超过上限 {self.upload_limit} 字节", {"chunk": self.index})
+
     def _take(self, data):
         self.size += len(data)
         if self.size > self.limit:
-            raise TooLarge(f"分片超过上限 {self.limit} 字节", {"chunk": self.index})
+            raise self._too_large(by_chunk=self.limit == self.chunk_limit)
         self._batch += data
 
     def write(self, batch):
@@ -101,10 +113,11 @@ class ChunkUpload:
                 raise self.failure
             if self.size == 0:
                 raise invalid("img_data", "分片内容为空")
-            self.writer.write(bytes(self._batch))
+            self.writer.write(self._batch)
+            # again: another process may have added chunks meanwhile
             others = sum(size for i, size in self.storage.staged_chunks(self.key).items() if i != self.index)
             if others + self.size > self.upload_limit:
-                raise TooLarge(f"上传文件超过上限 {self.upload_limit} 字节", {"chunk": self.index})
+                raise self._too_large()
             if not self.writer.commit():
                 raise invalid("img_data", "分片接收中断")
         except BaseException:
@@ -127,16 +140,10 @@ def begin_chunk(storage, settings, user, params, content_type, content_length):
     if content_length is not None and content_length.isdigit() and \
             int(content_length) > decoder.max_body(limits["max_chunk_bytes"]):
         raise TooLarge(f"分片超过上限 {limits['max_chunk_bytes']} 字节", {"chunk": index})
-    key = (user.id, form["timestamp"])
     open_uploads = storage.open_uploads(user.id)
     if form["timestamp"] not in open_uploads and len(open_uploads) >= limits["max_open_uploads"]:
         raise TooLarge(f"未完成的上传过多（上限 {limits['max_open_uploads']} 个）")
-    others = sum(size for i, size in storage.staged_chunks(key).items() if i != index)
-    room = limits["max_upload_bytes"] - others
-    if room <= 0:
-        raise TooLarge(f"上传文件超过上限 {limits['max_upload_bytes']} 字节", {"chunk": index})
-    return ChunkUpload(storage, key, index, decoder, min(limits["max_chunk_bytes"], room),
-                       limits["max_upload_bytes"])
+    return ChunkUpload(storage, (user.id, form["timestamp"]), index, decoder, limits)
 
 
 # ---- completing an upload -----------------------------------------------------------------------------
