@@ -178,9 +178,9 @@ def complete_upload(storage, settings, user, params):
             return _answer(done)
         raise
     url = storage.url_for(f"{_new_name()}.{picture.extension}")
-    storage.store(thumbnail_url(url), picture.thumbnail)
-    storage.store(url, picture.data)
     try:
+        storage.store(thumbnail_url(url), picture.thumbnail)
+        storage.store(url, picture.data)
         with db.atomic():
             row = ProductPicture.create(
                 user=user.id, company=user.company_id, picture_type=form["picture_type"], url=url,
@@ -191,6 +191,9 @@ def complete_upload(storage, settings, user, params):
         row = _completed(upload_key)
         if row is None:
             raise
+    except BaseException:  # no row, so no file either (a crash right here is for the orphan sweep)
+        storage.delete(url)
+        raise
     storage.abort(key)
     return _answer(row)
 

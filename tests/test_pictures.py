@@ -12,6 +12,7 @@ import time
 import urllib.parse
 import zlib
 
+import peewee
 import pytest
 from PIL import Image
 
@@ -538,6 +539,20 @@ async def test_concurrent_completes_give_one_picture(client, staff, storage):
     assert models.ProductPicture.select().count() == 1
     await wait_for(lambda: len(picture_files(storage)) == 2)  # the losers' files are removed
     assert staged_files(storage) == []
+
+
+@pytest.mark.gen_test
+async def test_a_failure_while_recording_leaves_no_file_and_the_upload_can_be_retried(client, staff, storage,
+                                                                                     monkeypatch):
+    def database_gone(**fields):
+        raise peewee.OperationalError("the database went away")
+
+    monkeypatch.setattr(models.ProductPicture, "create", database_gone)
+    upload_id, status, body = await upload(client, staff, encode(noisy(300, 200)))
+    assert (status, body["code"]) == (500, 500)
+    assert picture_files(storage) == [] and storage.staged_chunks((staff.id, upload_id))
+    monkeypatch.undo()
+    assert (await complete(client, staff, upload_id, 1))[1]["code"] == 200
 
 
 # ---- signing ----
