@@ -1,6 +1,6 @@
 """End-to-end fixtures: the real service as a subprocess on the test's config (SQLite in the temp folder, or
 the PostgreSQL database ZGLD_DATABASE_URL names, emptied first), loaded with the demo company, and Debian's
-chromium driven by Playwright with a fresh profile. Nothing is downloaded: `make setup` installs chromium.
+chromium driven by Playwright. Nothing is downloaded: `make setup` installs chromium.
 Screenshots go to test-output/e2e/ (git ignores it)."""
 import datetime
 import os
@@ -107,27 +107,30 @@ def server(settings, database, tmp_path):
     assert "Traceback" not in log_text, f"the server logged an error:\n{log_text}"
 
 
-@pytest.fixture(scope="session")
-def playwright():
+@pytest.fixture(scope="module")
+def browser():
+    """One chromium per test module (Playwright starts it on a fresh temporary profile); each test gets its
+    own context, which shares no cookies, storage or cache with any other. Module scope, not session: the
+    sync driver holds an event loop while it runs, which pytest-tornado's tests elsewhere must not meet."""
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run `make setup` as root (it installs Debian's chromium package)")
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` as root (it installs Debian's chromium package)")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as driver:
-        yield driver
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture
-def open_page(playwright, tmp_path):
-    """open_page(viewport) -> a page in a fresh chromium profile; page errors fail the test."""
+def open_page(browser):
+    """open_page(viewport) -> a page in a new browser context; errors in the page fail the test."""
     contexts, errors = [], []
 
     def open_(viewport=DESKTOP):
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / f"profile{len(contexts)}"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport=viewport, locale="zh-CN")
+        context = browser.new_context(viewport=viewport, locale="zh-CN")
         context.set_default_timeout(5000)
         contexts.append(context)
-        page = context.pages[0] if context.pages else context.new_page()
+        page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         return page
