@@ -259,7 +259,8 @@ def test_urlencoded_decoder_reads_escapes_and_plain_plus_signs():
     data = bytes(range(256)) * 3
     text = base64.b64encode(data).decode()
     for body in (f"img_data={urllib.parse.quote(text, safe='')}", f"a=%41&img_data={text}&b=2",
-                 f"img_data={text.replace('/', '%2f')}"):
+                 f"img_data={text.replace('/', '%2f')}",
+                 f"img_data={urllib.parse.quote('data:image/png;base64,' + text, safe='')}"):  # a browser's data URL
         decoder = chunk_stream.decoder_for("application/x-www-form-urlencoded")
         assert decoder.feed(body.encode()) + decoder.finish() == data
 
