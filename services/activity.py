@@ -126,18 +126,25 @@ def store_records(caller, raw_records, settings, now=None):
 def store(caller, records, settings, now=None, labels=None):
     """Write validated Records in one transaction; answer how many of each kind were stored."""
     companies = user_companies(caller, records, labels)
+    wanted = _wanted_customers(records, companies)
+    # Read before the write lock, to hold it shorter: customers are never removed one by one, and a
+    # first-binding move is conditional, so what is read here stays valid.
+    found = _customer_ids(wanted)
+    moves = _first_binding_moves({found[key]: at for key, (_, at) in wanted.items() if at and key in found})
     with write_transaction():
-        customers, moved = _customers(records, companies)
+        found.update(_create_customers(wanted, found))
+        _move_first_bindings(moves)
         rows = {kind: [] for kind in KINDS}
         for r in records:
             company = companies[r.user_id]
-            rows[r.kind].append((company, customers[company, r.openid], r.user_id, r.extra, r.at))
+            rows[r.kind].append((company, found[company, r.openid], r.user_id, r.extra, r.at))
         for model, extra, kind in ((CustomerBinding, CustomerBinding.source, "binding"),
                                    (FollowUp, FollowUp.content, "follow_up"),
                                    (AccessEvent, AccessEvent.action, "access")):
             insert_rows(model, [model.company, model.customer, model.user, extra, model.happened_at], rows[kind])
         # A first binding that moved earlier changes the new-customer count of its old day too.
-        stats.mark_stale(itertools.chain((r.at for r in records), moved), settings, now)
+        moved_from = (first for _, _, first in moves if first is not None)
+        stats.mark_stale(itertools.chain((r.at for r in records), moved_from), settings, now)
     return {"binding_num": len(rows["binding"]), "follow_num": len(rows["follow_up"]),
             "access_num": len(rows["access"])}
 
@@ -159,42 +166,48 @@ def user_companies(caller, records, labels=None):
     return found
 
 
-def _customers(records, companies):
-    """{(company, openid): customer id}, creating missing customers, and the local days whose new-customer
-    counts changed because a customer's first binding moved earlier (as UTC times)."""
-    wanted = {}  # (company, openid) -> [name, earliest binding in this batch]
+def _wanted_customers(records, companies):
+    """{(company, openid): [name, earliest binding time in the batch or None]}."""
+    wanted = {}
     for r in records:
         entry = wanted.setdefault((companies[r.user_id], r.openid), [r.name, None])
         entry[0] = entry[0] or r.name
         if r.kind == "binding" and (entry[1] is None or r.at < entry[1]):
             entry[1] = r.at
-    found = _customer_ids(wanted)
+    return wanted
+
+
+def _create_customers(wanted, found):
+    """Create the wanted customers not in `found` (their first binding is this batch's); return their ids."""
     missing = [key for key in wanted if key not in found]
-    if missing:
-        created = utcnow()
-        insert_rows(Customer, [Customer.company, Customer.openid, Customer.name, Customer.create_date,
-                               Customer.first_bound_at],
-                    [(c, openid, wanted[c, openid][0], created, wanted[c, openid][1]) for c, openid in missing],
-                    ignore_conflicts=True)  # a concurrent batch may have just created the same customer
-        found.update(_customer_ids(missing))
-    return found, _move_first_bindings({found[key]: at for key, (_, at) in wanted.items() if at is not None})
+    if not missing:
+        return {}
+    created = utcnow()
+    insert_rows(Customer, [Customer.company, Customer.openid, Customer.name, Customer.create_date,
+                           Customer.first_bound_at],
+                [(c, openid, wanted[c, openid][0], created, wanted[c, openid][1]) for c, openid in missing],
+                ignore_conflicts=True)  # a concurrent batch may have just created the same customer
+    return _customer_ids(missing)
 
 
-def _move_first_bindings(bound):
-    """Move each customer's first binding to `bound[customer id]` where that is earlier; return the times
-    they moved from (those days lose a new customer)."""
+def _first_binding_moves(bound):
+    """(customer id, new first binding, old one or None) for the customers in `bound` (id -> the batch's
+    earliest binding) whose first binding this batch moves earlier."""
     firsts = {}
     for chunk in pw.chunked(list(bound), 500):
         firsts.update(Customer.select(Customer.id, Customer.first_bound_at).where(Customer.id.in_(chunk)).tuples())
-    moves = [(customer_id, at) for customer_id, at in bound.items()
-             if firsts[customer_id] is None or at < firsts[customer_id]]
+    return [(customer_id, at, firsts[customer_id]) for customer_id, at in bound.items()
+            if firsts[customer_id] is None or at < firsts[customer_id]]
+
+
+def _move_first_bindings(moves):
+    """Apply the moves: conditional, so a concurrent batch with an even earlier binding is never
+    overwritten; compiled once and run for every customer in one executemany."""
     if moves:
-        # Conditional, so a concurrent batch with an even earlier binding is never overwritten; compiled
-        # once and run for every customer in one executemany.
         sql, params = Customer.update(first_bound_at=_AT).where(
             Customer.id == _ID, Customer.first_bound_at.is_null() | (Customer.first_bound_at > _AT)).sql()
-        db.cursor().executemany(sql, [[at if p == _AT else customer_id for p in params] for customer_id, at in moves])
-    return {firsts[customer_id] for customer_id, _ in moves if firsts[customer_id] is not None}
+        db.cursor().executemany(sql, [[at if p == _AT else customer_id for p in params]
+                                      for customer_id, at, _ in moves])
 
 
 _AT, _ID = datetime.datetime(2001, 1, 1), -1  # placeholders for the values of each customer
