@@ -134,7 +134,7 @@ async def wait_for_inflight(app, grace_seconds):
 
 
 async def serve(settings):
-    open_database(settings)
+    models.connect(settings["database"]["url"], settings["database"]["busy_timeout_ms"])
     app = make_app(settings)
     server = listen(app, settings)
     jobs = start_background_jobs(app)
@@ -189,6 +189,9 @@ def run_processes(settings):
 
 
 def cmd_serve(settings, args):
+    # The schema once, before any fork: several children creating it at once would race.
+    open_database(settings)
+    models.db.close()
     if settings["server"]["processes"] > 1:
         run_processes(settings)
     else:

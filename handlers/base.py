@@ -26,6 +26,7 @@ class BaseHandler(tornado.web.RequestHandler):
     """Deny by default: every handler is signed unless it sets `signed = False`."""
 
     signed = True
+    log_level = logging.INFO  # of the one line each request logs
 
     # ---- request id and logging ----
 
@@ -159,9 +160,10 @@ def log_request(handler):
     """One line per request: request id, method, path, HTTP status, envelope code, time, user."""
     request = handler.request
     user = getattr(handler, "current_user", None)
-    log.info("request_id=%s %s %s status=%d code=%s %.1fms user=%s", getattr(handler, "request_id", "-"),
-             request.method, request.path, handler.get_status(), getattr(handler, "envelope_code", "-"),
-             1000 * request.request_time(), user.id if user else "-")
+    level = getattr(handler, "log_level", logging.INFO)
+    log.log(level, "request_id=%s %s %s status=%d code=%s %.1fms user=%s", getattr(handler, "request_id", "-"),
+            request.method, request.path, handler.get_status(), getattr(handler, "envelope_code", "-"),
+            1000 * request.request_time(), user.id if user else "-")
 
 
 def api(path, handler, area="admin"):
