@@ -1,4 +1,7 @@
 """Demo data: one company with an administrator and two ordinary users, so a newcomer can log in."""
+import datetime
+import random
+
 from models import (
     PRODUCT_COMPANY,
     PRODUCT_OFF_SHELF,
@@ -6,10 +9,11 @@ from models import (
     PRODUCT_RECOMMENDED,
     ROLE_ADMIN,
     ROLE_USER,
+    Customer,
     Product,
     User,
 )
-from services import products
+from services import activity, products, stats
 from services.companies import get_or_create_company
 from services.users import create_user
 
@@ -39,6 +43,9 @@ DEMO_PRODUCTS = [
 ]
 
 
+DEMO_CUSTOMER_NAMES = ["王先生", "李女士", "赵总", "陈经理", "刘老师", "周小姐", "吴工", "孙总监"]
+
+
 def _load_products(users):
     """The demo catalogue, each product with a title and two paragraphs in order; only into an empty one."""
     company_id = users[0].company_id
@@ -55,6 +62,51 @@ def _load_products(users):
     return [f"  {len(DEMO_PRODUCTS)} demo products (company and personal) with articles"]
 
 
+def _demo_day(rng, user_id, day, busy, customers):
+    """(local time of day, record) for one user's day: new customers, their visits, now and then a
+    forward, a save, a praise or a follow-up."""
+    def record(kind, openid, **extra):
+        return datetime.time(rng.randint(8, 21), rng.randint(0, 59)), {
+            "kind": kind, "user_id": user_id, "openid": openid, **extra}
+
+    day_records = []
+    for _ in range(rng.randint(0, round(3 * busy))):
+        customers.append(f"demo-{user_id}-{len(customers)}")
+        day_records.append(record("binding", customers[-1], name=rng.choice(DEMO_CUSTOMER_NAMES),
+                                  source=rng.choice((1, 1, 2))))
+    for openid in rng.sample(customers, min(len(customers), round(6 * busy))):
+        day_records += [record("access", openid, action=1), record("access", openid, action=rng.randint(1, 12))]
+        if rng.random() < 0.25:
+            day_records.append(record("access", openid, action=rng.choice((6, 8, 9, 9))))
+        if rng.random() < 0.1:
+            day_records.append(record("follow_up", openid, content="电话回访，客户有意向"))
+    return day_records
+
+
+def _load_activity(users, settings, days=90):
+    """90 days of customer activity on the users' cards, busier on weekdays and growing, so the
+    dashboard shows curves; only into a company without customers. Seeded: the same every time."""
+    if Customer.select().where(Customer.company == users[0].company_id).exists():
+        return []
+    rng = random.Random(90)
+    tz, now = stats.zone(settings), stats.current_time()
+    today = now.astimezone(tz).date()
+    records, customers = [], {user.id: [] for user in users}
+    for back in range(days, -1, -1):
+        day = today - datetime.timedelta(days=back)
+        busy = (0.5 if day.weekday() >= 5 else 1.0) * (1 + (days - back) / days)
+        for user in users:
+            for time_of_day, record in _demo_day(rng, user.id, day, busy, customers[user.id]):
+                at = datetime.datetime.combine(day, time_of_day, tz)
+                if at <= now:
+                    records.append({**record, "time": at.isoformat()})
+    records.sort(key=lambda r: r["time"])  # a customer's binding before its visits
+    for start in range(0, len(records), activity.MAX_BATCH):
+        activity.store_records(None, records[start:start + activity.MAX_BATCH], settings)
+    stats.rollup_if_due(settings)
+    return [f"  {len(records)} demo activity records over {days} days"]
+
+
 def load(settings):
     """Create the demo company, its users and their data (once); return lines to print."""
     company = get_or_create_company(DEMO_COMPANY, quota=20)
@@ -67,4 +119,4 @@ def load(settings):
                                position=position)
         users.append(user)
         lines.append(f"  login {login_name:10} password {password:12} ({username}, role {role_id})")
-    return lines + _load_products(users)
+    return lines + _load_products(users) + _load_activity(users, settings)

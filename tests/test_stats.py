@@ -428,3 +428,19 @@ async def test_home_page(client, settings, company, admin, staff, make_user, fro
     expired = await client.get(HOME, admin)
     assert expired["data"]["ret_data"]["available_days"] == 0  # never negative
     assert row_counts() == before
+
+
+# ---- the demo ------------------------------------------------------------------------------------------
+
+def test_demo_has_90_days_of_activity_once(settings, database):
+    from services import demo
+    demo.load(settings)
+    counts = row_counts()
+    demo.load(settings)
+    assert row_counts() == counts  # idempotent
+    admin = models.User.get(models.User.login_name == "admin")
+    now = stats.current_time()
+    curve = stats.line_info(admin, None, 90, 3, settings, now)["ret_data"]
+    assert sum(1 for point in curve if point["value"]) > 80  # views nearly every day: a curve, not a spike
+    assert not models.RollupStale.select().exists()
+    assert_matches_raw(admin, settings, now)
