@@ -46,7 +46,9 @@ class Base64Decoder:
         self._padded = False
 
     def feed(self, text):
-        text = self._pending + text.translate(None, b" \t\r\n")
+        if b"\n" in text or b" " in text or b"\r" in text or b"\t" in text:  # scans are cheaper than a copy
+            text = text.translate(None, b" \t\r\n")
+        text = self._pending + text if self._pending else text
         if not self._started:
             if text[:5].lower() == b"data:":
                 comma = text.find(b",")
@@ -142,7 +144,8 @@ class UrlencodedDecoder:
         self._in_value = self._is_target = False
 
     def _unquote(self, piece):
-        piece = self._escape + piece
+        if self._escape:
+            piece = self._escape + piece
         percent = piece.rfind(b"%", max(0, len(piece) - 2))
         if percent >= 0:
             piece, self._escape = piece[:percent], piece[percent:]
