@@ -6,7 +6,7 @@ from services.forms import Date, Int, Str
 COMPANY_FORM = {
     "name": Str(max_length=128),
     "mingpian_available_num": Int(min=0),
-    "expire_date": Date(),
+    "expire_date": Date(required=False),  # blank: no expiry date
 }
 
 

@@ -88,6 +88,8 @@ async def test_administrator_adds_edits_and_deletes_a_company(client, admin, as_
     assert edited == {"code": 200, "msg": "修改成功", "data": {}}
     assert stored(company_id) == ("丁公司", 0, "2028-01-01")
     assert (await post(UPDATE.format(company_id), company_form(name="丁公司")))["code"] == 200  # own name
+    assert (await post(UPDATE.format(company_id), company_form(name="丁公司", expire_date="")))["code"] == 200
+    assert stored(company_id) == ("丁公司", 10, None)  # blank: no expiry date
     assert await post(DELETE.format(company_id), {}) == {"code": 200, "msg": "删除成功", "data": {}}
     assert stored(company_id) is None
 

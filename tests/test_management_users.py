@@ -4,10 +4,11 @@ import asyncio
 import re
 
 import pytest
+from playhouse.test_utils import count_queries
 
 import models
-from services import users
-from tests.conftest import row_counts
+from services import companies, roles, users
+from tests.conftest import row_counts, signed_params
 
 LOGIN = "/zhugeleida/admin/login"
 LIST = "/zhugeleida/admin/user"
@@ -17,6 +18,8 @@ DELETE = "/zhugeleida/admin/user/delete/{}"
 STATUS = "/zhugeleida/admin/user/update_status/{}"
 
 DATETIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+LIST_FILTERS = {"username": None, "role_id": None, "status": None, "position": None, "company_id": None,
+                "current_page": 1}
 ROW_KEYS = {"id", "login_name", "username", "role_id", "role_name", "status", "status_text", "position", "phone",
             "company_id", "company_name", "create_date", "last_login_date"}
 
@@ -428,3 +431,29 @@ async def test_a_disabled_users_token_stops_working_at_once(client, w, how):
     assert (await client.post(LOGIN, data={"username": "staff", "password": "secret123"}))["code"] == 306
     assert (await client.post(STATUS.format(w.staff.id), w.admin, data={"status": 1}))["code"] == 200
     assert (await client.get(LIST, w.staff))["code"] == 200  # the same token works again once enabled
+
+
+@pytest.mark.gen_test
+async def test_wrong_methods_are_402_and_do_nothing(client, w):
+    before = row_counts()
+    for method, path in [("GET", ADD), ("GET", DELETE.format(w.staff.id)), ("DELETE", DELETE.format(w.staff.id)),
+                         ("POST", LIST), ("PUT", UPDATE.format(w.staff.id))]:
+        status, body = await client.request(method, path, signed_params(w.admin),
+                                            raw=b"" if method in ("POST", "PUT") else None)
+        assert (status, body["code"]) == (200, 402), (method, path)
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("list_page", [
+    lambda w, length: users.list_users(w.admin, {**LIST_FILTERS, "length": length}),
+    lambda w, length: roles.list_roles({"name": None, "current_page": 1, "length": length}),
+    lambda w, length: companies.list_companies({"name": None, "current_page": 1, "length": length}),
+], ids=["users", "roles", "companies"])
+def test_lists_make_no_query_per_row(w, make_user, make_company, list_page):
+    for i in range(30):
+        make_user(make_company(), role=models.Role.create(name=f"角色{i}"))
+    for length in (1, 30):
+        with count_queries() as counter:
+            page = list_page(w, length)
+        assert len(page["ret_data"]) == length and page["data_count"] >= 30
+        assert counter.count == 2  # the page, then the total
