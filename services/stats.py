@@ -107,8 +107,13 @@ def raw_counts(start, end, company_id=None):
 
 # ---- the roll-up ---------------------------------------------------------------------------------------
 
-def _ensure_state():
-    RollupState.insert(name=ROLLUP).on_conflict_ignore().execute()
+def _state():
+    """The progress row, created on first use (a read, not a write, on every later check)."""
+    state = RollupState.get_or_none(RollupState.name == ROLLUP)
+    if state is None:
+        RollupState.insert(name=ROLLUP).on_conflict_ignore().execute()
+        state = RollupState.get_by_id(ROLLUP)
+    return state
 
 
 def rollup_day(day, tz):
@@ -131,7 +136,7 @@ def rollup_day(day, tz):
 
 def rebuild(first, last, settings, progress=None):
     """Recompute every day from `first` to `last` (the CLI's `rollup`); return the number of days."""
-    _ensure_state()
+    _state()
     tz = zone(settings)
     days = days_between(first, last)
     for day in days:
@@ -196,8 +201,7 @@ def rollup_if_due(settings, now=None):
     up after downtime, recomputing the last `recompute_days`), then days that late records made stale.
 
     Returns the days recomputed ([] if nothing was due or another process holds the lease)."""
-    _ensure_state()
-    state = RollupState.get_by_id(ROLLUP)
+    state = _state()
     plan = _plan(state.done_through, _last_due_day(settings, now), settings)
     if not plan and not RollupStale.select().exists():
         return []

@@ -292,7 +292,7 @@ def test_rollup_is_idempotent(settings, staff, admin):
 
 def test_a_held_lease_keeps_other_processes_out(settings, staff):
     put(settings, [rec("access", staff, "a", local(2024, 3, 8), action=1)])
-    stats._ensure_state()
+    stats._state()
     assert stats._take_lease("other-process", NOW)
     assert stats.rollup_if_due(settings, NOW) == []
     assert models.DailyStats.select().count() == 0
