@@ -26,7 +26,7 @@
     name: "名称", price: "价格", reason: "推荐理由", product_type: "产品类型", cover_picture_id: "封面图片",
     article_data: "产品介绍", status: "状态", login_name: "登录名", username: "姓名", password: "密码",
     role_id: "角色", position: "职位", phone: "电话", company_id: "公司", mingpian_available_num: "名片数量",
-    expire_date: "到期日期", img_name: "文件名", chunk: "分片", chunk_num: "分片数", picture_type: "图片类型",
+    expire_date: "到期日期", img_name: "文件名", img_data: "图片", chunk: "分片", chunk_num: "分片数", picture_type: "图片类型",
   };
 
   const app = document.getElementById("app");
@@ -93,17 +93,22 @@
 
   const showOk = (msg) => showNotice("ok", msg);
 
+  // A 303's messages per field ("价格：不能为空"), or [] for other answers.
+  function fieldMessages(error) {
+    if (error.code !== 303 || !error.data || typeof error.data !== "object") return [];
+    return Object.entries(error.data).map(([key, msgs]) => `${FIELD_LABELS[key] || key}：${[].concat(msgs).join("，")}`);
+  }
+
   // Every failure is shown with the envelope's message and code; a 303 also lists each field's messages.
   function showError(error) {
     if (!(error instanceof Api.ApiError)) {
       console.error(error);
       return showNotice("error", `页面出错：${error.message || error}`);
     }
-    const details = error.code === 303 && error.data && typeof error.data === "object" ?
-      Object.entries(error.data).map(([key, msgs]) => `${FIELD_LABELS[key] || key}：${[].concat(msgs).join("，")}`) : [];
-    showNotice("error", `${error.msg}（代码 ${error.code}）`, details);
+    showNotice("error", `${error.msg}（代码 ${error.code}）`, fieldMessages(error));
     if (error.code === 400 || error.code === 306) {  // the token no longer signs: log in again
       Api.forget();
+      forgetScreens();
       render();
     }
   }
@@ -170,11 +175,18 @@
         h("a", {href: `#/${s.path}`, class: s === current ? "active" : null}, s.label))));
   }
 
+  // What one login remembered (filters, pages, companies) is not shown to the next.
+  function forgetScreens() {
+    for (const key of Object.keys(remembered)) delete remembered[key];
+    companyCache = null;
+  }
+
   async function logout() {
     try {
       const body = await Api.logout();
       showOk(body.msg);
     } finally {
+      forgetScreens();
       history.replaceState(null, "", "#/");
       render();
     }
@@ -427,7 +439,8 @@
       setTimeout(() => row.remove(), 1500);
       return picture;
     } catch (error) {
-      status.textContent = `失败：${error.msg || error.message}`;
+      const messages = error instanceof Api.ApiError ? fieldMessages(error) : [];
+      status.textContent = `失败：${messages.length ? messages.join("；") : error.msg || error.message}`;
       row.classList.add("failed");
       throw error;
     }

@@ -147,6 +147,7 @@ def test_admin_walk_upload_create_find_change_status_dashboard_logout(server, op
     # Found in the list, its cover shown; the database holds what the form said, in order.
     row = product_row(page, "端到端测试门票")
     expect(row).to_have_count(1)
+    expect(page.locator("table.data thead")).to_be_visible()  # a real table on a desktop
     expect(row.locator("img.thumb")).to_have_js_property("naturalWidth", 600)
     screenshot(page, "4-products")
     product = models.Product.get(models.Product.name == "端到端测试门票")
@@ -208,7 +209,7 @@ def test_edit_keeps_the_order_and_delete_asks_first(server, open_page, screensho
     page.get_by_label("价格").fill("120")
     screenshot(page, "edit-form")
     page.get_by_role("button", name="保存").click()
-    expect(notice(page)).to_contain_text("成功")
+    expect(notice(page)).to_contain_text("修改成功")
     expect(product_row(page, "待编辑产品")).to_contain_text("120")
     product = models.Product.get(models.Product.name == "待编辑产品")
     assert [(a.title, a.content) for a in product.articles.order_by(models.ProductArticle.order)] == [
@@ -284,6 +285,7 @@ def test_phone_screen_for_an_ordinary_user(server, open_page, screenshot):
 
     page.get_by_role("link", name="用户管理").click()
     expect(page.locator("table.data tbody tr")).to_have_count(3)
+    expect(page.locator("table.data thead")).to_be_hidden()  # rows become cards on a phone
     expect(page.get_by_role("button", name="新增用户")).to_have_count(0)
     screenshot(page, "4-users")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
@@ -296,3 +298,68 @@ def test_administrator_screens_are_hidden_from_ordinary_users(server, open_page)
         page.goto(server + path)
         expect(page.locator("main[data-screen=dashboard]")).to_be_visible()
         assert re.search(r"#/dashboard$", page.url)
+
+
+def test_admin_manages_companies_and_roles(server, open_page, screenshot):
+    page = open_page()
+    log_in(page, server, ADMIN)
+    page.get_by_role("link", name="公司管理").click()
+    page.get_by_role("button", name="新增公司").click()
+    panel = page.locator("section.panel")
+    panel.get_by_label("公司名称").fill("华东分公司")
+    panel.get_by_label("名片数量").fill("5")
+    panel.get_by_label("到期日期").fill("2027-12-31")
+    panel.get_by_role("button", name="保存").click()
+    expect(notice(page)).to_contain_text("添加成功")
+    row = page.locator("table.data tbody tr", has_text="华东分公司")
+    expect(row).to_contain_text("2027-12-31")
+
+    row.get_by_role("button", name="编辑").click()
+    expect(panel.get_by_label("到期日期")).to_have_value("2027-12-31")
+    panel.get_by_label("名片数量").fill("8")
+    panel.get_by_role("button", name="保存").click()
+    expect(notice(page)).to_contain_text("修改成功")
+    expect(row.locator("td[data-label=名片数量]")).to_have_text("8")
+    assert models.Company.get(models.Company.name == "华东分公司").mingpian_available_num == 8
+    screenshot(page, "companies")
+
+    # A company that still has users cannot go: the 304 is shown and it stays.
+    demo_row = page.locator("table.data tbody tr", has_text="诸葛雷达演示公司")
+    demo_row.get_by_role("button", name="删除").click()
+    page.locator("dialog#confirm").get_by_role("button", name="确定").click()
+    expect(notice(page)).to_contain_text("（代码 304）")
+    expect(demo_row).to_have_count(1)
+    row.get_by_role("button", name="删除").click()
+    page.locator("dialog#confirm").get_by_role("button", name="确定").click()
+    expect(notice(page)).to_contain_text("删除成功")
+    expect(row).to_have_count(0)
+
+    page.get_by_role("link", name="角色管理").click()
+    for attempt in ("添加成功", "（代码 300）"):  # the second time the name is taken
+        page.get_by_role("button", name="新增角色").click()
+        panel.get_by_label("角色名称").fill("销售主管")
+        panel.get_by_role("button", name="保存").click()
+        expect(notice(page)).to_contain_text(attempt)
+    assert models.Role.select().where(models.Role.name == "销售主管").count() == 1
+    page.locator("table.data tbody tr", has_text="普通用户").get_by_role("button", name="删除").click()
+    page.locator("dialog#confirm").get_by_role("button", name="确定").click()
+    expect(notice(page)).to_contain_text("（代码 404）")  # the built-in roles stay
+    expect(page.locator("table.data tbody tr", has_text="普通用户")).to_have_count(1)
+    screenshot(page, "roles")
+
+
+def test_a_refused_upload_shows_why_and_adds_nothing(server, open_page, tmp_path):
+    page = open_page()
+    log_in(page, server, STAFF)
+    page.get_by_role("link", name="产品管理").click()
+    page.get_by_role("button", name="新增产品").click()
+    fake = tmp_path / "not-a-picture.png"
+    fake.write_bytes(b"this is text, not an image" * 100)
+    pictures_before = models.ProductPicture.select().count()
+    page.locator("fieldset.covers input[type=file]").set_input_files(fake)
+    failed = page.locator(".upload.failed", has_text="not-a-picture.png")
+    expect(failed.locator(".upload-status")).to_have_text(re.compile(r"^失败：图片：.*图片格式"))
+    expect(notice(page)).to_contain_text("（代码 303）")
+    expect(notice(page).locator("li")).to_have_text(re.compile(r"^图片：.*图片格式"))
+    expect(page.locator(".pictures figure")).to_have_count(0)
+    assert models.ProductPicture.select().count() == pictures_before
