@@ -85,7 +85,10 @@ class Product(BaseModel):
     create_date = pw.DateTimeField(default=now)
 
     class Meta:
-        indexes = ((("company", "product_type", "create_date", "status"), False),)
+        # the second serves an administrator's list of every company in date order: without it SQLite
+        # computes every row's cover before sorting (57 ms instead of 0.2 ms for 10,000 products)
+        indexes = ((("company", "product_type", "create_date", "status"), False),
+                   (("product_type", "create_date"), False))
 
 
 class ProductArticle(BaseModel):

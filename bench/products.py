@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import peewee as pw  # noqa: E402
+
 import models  # noqa: E402
 from services import auth  # noqa: E402
 
@@ -36,13 +38,17 @@ PRODUCTS = 10_000
 
 
 def seed(url):
-    """A company with an ordinary user, 10,000 company products each with a cover; returns (user_id, token)."""
+    """A company with an ordinary user and an administrator, 10,000 company products each with a cover;
+    returns {"user": (user_id, token), "admin": (user_id, token)}."""
     models.connect(url)
     models.create_schema()
     company = models.Company.create(name="压测公司", mingpian_available_num=10)
-    token = auth.new_token()
-    user = models.User.create(company=company, role=models.ROLE_USER, login_name="bench", username="压测",
-                              password_hash=auth.hash_password("bench-password", 1024), token=token)
+    callers = {}
+    for name, role in (("user", models.ROLE_USER), ("admin", models.ROLE_ADMIN)):
+        token = auth.new_token()
+        user = models.User.create(company=company, role=role, login_name=f"bench-{name}", username="压测",
+                                  password_hash=auth.hash_password("bench-password", 1024), token=token)
+        callers[name] = (user.id, token)
     start = datetime.datetime(2020, 1, 1)
     with models.db.atomic():
         for first in range(0, PRODUCTS, 1000):
@@ -55,8 +61,10 @@ def seed(url):
             models.ProductPicture.insert_many([
                 {"company": company.id, "product": pid, "url": f"statics/zhugeleida/imgs/qiyeweixin/product/{pid}.jpg"}
                 for pid in ids[first:first + 1000]]).execute()
+    if isinstance(models.db.obj, pw.PostgresqlDatabase):
+        models.db.execute_sql("VACUUM ANALYZE")  # as autovacuum would have done on a live database
     models.db.close()
-    return user.id, token
+    return callers
 
 
 def signed_request(port, user_id, token):
@@ -72,9 +80,9 @@ def signed_request(port, user_id, token):
 _LENGTH = re.compile(rb"content-length: *(\d+)", re.IGNORECASE)
 
 
-def client_loop(port, user_id, token, seconds):
+def client_loop(port, caller, seconds):
     """One keep-alive client: as many requests as it can in `seconds`; returns how many answered code 200."""
-    request = signed_request(port, user_id, token)
+    request = signed_request(port, *caller)
     done, buffer, deadline = 0, b"", time.monotonic() + seconds
     with socket.create_connection(("127.0.0.1", port)) as sock:
         while time.monotonic() < deadline:
@@ -90,8 +98,8 @@ def client_loop(port, user_id, token, seconds):
     return done
 
 
-def measure(pool, clients, port, user_id, token, seconds):
-    futures = [pool.submit(client_loop, port, user_id, token, seconds) for _ in range(clients)]
+def measure(pool, clients, port, caller, seconds):
+    futures = [pool.submit(client_loop, port, caller, seconds) for _ in range(clients)]
     return sum(f.result() for f in futures) / seconds
 
 
@@ -133,7 +141,7 @@ def main():
             models.connect(url)
             models.db.drop_tables(models.MODELS, safe=True, cascade=True)
             models.db.close()
-        user_id, token = seed(url)
+        callers = seed(url)
         env = {**os.environ, "ZGLD_DATABASE_URL": url, "ZGLD_SERVER_PORT": str(args.port),
                "ZGLD_STORAGE_ROOT": f"{tmp}/statics", "ZGLD_STORAGE_STAGING": f"{tmp}/staging",
                "ZGLD_LOGGING_LEVEL": "WARNING"}
@@ -142,7 +150,7 @@ def main():
         try:
             wait_for(args.port)
             conn = http.client.HTTPConnection("127.0.0.1", args.port)
-            conn.request("GET", signed_request(args.port, user_id, token).split()[1].decode())
+            conn.request("GET", signed_request(args.port, *callers["user"]).split()[1].decode())
             body = conn.getresponse().read()
             page = json.loads(body)
             assert page["code"] == 200 and len(page["data"]["ret_data"]) == 20, page
@@ -151,24 +159,26 @@ def main():
             wait_for(args.port + 1)
             print(f"product_list: {len(page['data']['ret_data'])} rows of {page['data']['data_count']}, "
                   f"{len(body)} bytes; {args.clients} keep-alive clients, {args.rounds} rounds of {args.seconds}s")
-            results = {"service": [], "bare": []}
+            targets = {"signed product_list, user": (args.port, callers["user"]),
+                       "same, admin, all companies": (args.port, callers["admin"]),
+                       "bare Tornado handler": (args.port + 1, callers["user"])}
+            results = {name: [] for name in targets}
             with ProcessPoolExecutor(args.clients) as pool:
-                measure(pool, args.clients, args.port, user_id, token, 1)  # warm up
-                measure(pool, args.clients, args.port + 1, user_id, token, 1)
+                for port, caller in targets.values():
+                    measure(pool, args.clients, port, caller, 1)  # warm up
                 for _ in range(args.rounds):
-                    results["service"].append(measure(pool, args.clients, args.port, user_id, token, args.seconds))
-                    results["bare"].append(measure(pool, args.clients, args.port + 1, user_id, token, args.seconds))
+                    for name, (port, caller) in targets.items():
+                        results[name].append(measure(pool, args.clients, port, caller, args.seconds))
         finally:
             for process in (service, bare):
                 if process is not None:
                     process.terminate()
                     process.wait(15)
-    service_rps, bare_rps = statistics.median(results["service"]), statistics.median(results["bare"])
-    print(f"{'signed product_list':24} {service_rps:8.0f} req/s  (rounds: "
-          + ", ".join(f"{r:.0f}" for r in results["service"]) + ")")
-    print(f"{'bare Tornado handler':24} {bare_rps:8.0f} req/s  (rounds: "
-          + ", ".join(f"{r:.0f}" for r in results["bare"]) + ")")
-    print(f"{'ratio':24} {service_rps / bare_rps:8.2f}")
+    bare_rps = statistics.median(results["bare Tornado handler"])
+    for name, rounds in results.items():
+        rps = statistics.median(rounds)
+        print(f"{name:28} {rps:7.0f} req/s  ratio {rps / bare_rps:5.2f}  (rounds: "
+              + ", ".join(f"{r:.0f}" for r in rounds) + ")")
 
 
 if __name__ == "__main__":
