@@ -198,6 +198,9 @@ def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=No
                   current_page=1, length=20):
     """One page of products, newest first, as `{ret_data, data_count}` (count before paging).
 
+    Paging: `current_page` and `length` are 1..2^31-1 (larger is a 303 from the form); `length` is cut to
+    MAX_LENGTH, and a page past the end is an empty list. The largest OFFSET, about 2.1e11, fits the
+    64-bit OFFSET of SQLite and PostgreSQL.
     The rows in one query (the first cover from a subquery, not a query per row), the total in another
     unless SqliteCountCache still holds it; both compiled once."""
     company_id = _list_company(caller, company_id)
