@@ -2,7 +2,6 @@
 the PostgreSQL database ZGLD_DATABASE_URL names, emptied first), loaded with the demo company, and Debian's
 chromium driven by Playwright. Nothing is downloaded: `make setup` installs chromium.
 Screenshots go to test-output/e2e/ (git ignores it)."""
-import datetime
 import os
 import random
 import socket
@@ -14,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import models
-from services import demo, stats
+from services import demo
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCREENSHOTS = ROOT / "test-output" / "e2e"
@@ -24,8 +22,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PORTS = range(8500, 8600)
 DESKTOP = {"width": 1280, "height": 860}
-# Card views (action 1) of the demo company's cards: days before today -> how many. The dashboard draws them.
-CARD_VIEWS = {3: 5, 2: 2, 1: 8}
 PHONE = {"width": 390, "height": 844}
 
 
@@ -73,25 +69,11 @@ def stop_server(process):
         process.wait()
 
 
-def record_card_views(settings):
-    """CARD_VIEWS as raw events at noon of each day, rolled up as the service's nightly job would."""
-    tz = stats.zone(settings)
-    today = stats.local_today(settings)
-    company = models.Company.get(models.Company.name == demo.DEMO_COMPANY)
-    owner = models.User.get(models.User.login_name == "zhangsan")
-    customer = models.Customer.create(company=company, openid="e2e-visitor", name="访客")
-    models.AccessEvent.insert_many([
-        {"company": company, "customer": customer, "user": owner, "action": 1,
-         "happened_at": stats.day_start(today - datetime.timedelta(days=ago), tz) + datetime.timedelta(hours=12)}
-        for ago, count in CARD_VIEWS.items() for _ in range(count)]).execute()
-    stats.rebuild(today - datetime.timedelta(days=max(CARD_VIEWS)), today - datetime.timedelta(days=1), settings)
-
-
 @pytest.fixture
 def server(settings, database, tmp_path):
-    """The service on a free port, with the demo company and some card views loaded; yields its base URL."""
+    """The service on a free port, with the demo company (users, products, 90 days of activity) loaded;
+    yields its base URL."""
     demo.load(settings)
-    record_card_views(settings)
     log_path = tmp_path / "server.log"
     for port in free_ports():
         process = start_server(tmp_path / "config.yaml", port, log_path)
