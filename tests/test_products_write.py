@@ -1,8 +1,12 @@
 """The product catalogue, writing: add, update, delete, change_status (seed 2.3-2.5; BEHAVIOR.md section 3)."""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 import models
 from services import products
+from services.errors import NotFound
 from storage.local import LocalStorage, thumbnail_path
 from tests.conftest import row_counts, signed_params
 from tests.product_data import (
@@ -438,3 +442,33 @@ async def test_change_status_bad_status_is_303(client, cat, form):
 @pytest.mark.parametrize("path", [ADD, UPDATE.format(1), DELETE.format(1), STATUS.format(1)])
 async def test_get_on_a_write_endpoint_is_402(client, cat, path):
     assert (await client.get(path, cat.admin))["code"] == 402
+
+
+# ---- concurrent writers ---------------------------------------------------------------------------------
+
+def add_with_cover(user, name, picture_id, barrier):
+    """add_product in a thread of its own (its own connection), started together with another."""
+    barrier.wait()
+    try:
+        products.add_product(user, {"product_type": 2, "name": name, "price": "1", "reason": "r",
+                                    "cover_picture_id": [picture_id], "article_data": []})
+        return "added"
+    except NotFound:
+        return "302"
+    finally:
+        models.db.close()
+
+
+def test_two_writers_racing_for_one_picture_attach_it_once(cat):
+    """Each add checks the picture is free and takes it in one transaction: one wins, the other is 302."""
+    for _ in range(5):
+        shared = cat.picture(cat.a)
+        barrier = threading.Barrier(2)
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = sorted(pool.map(add_with_cover, [cat.staff, cat.colleague], ["甲", "乙"],
+                                       [shared.id] * 2, [barrier] * 2))
+        assert outcomes == ["302", "added"]
+        owner = models.ProductPicture.get_by_id(shared.id).product
+        assert owner is not None and owner.name in ("甲", "乙")
+        assert models.Product.select().where(models.Product.name.in_(["甲", "乙"])).count() == 1
+        models.Product.delete().where(models.Product.name.in_(["甲", "乙"])).execute()
