@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import config  # noqa: E402
 import models  # noqa: E402
 from services import auth, stats  # noqa: E402
+from services.activity import insert_rows  # noqa: E402
 
 COMPANIES = 50
 USERS_PER_COMPANY = 4
@@ -93,10 +94,8 @@ def load_events(count, users, rng, settings):
         at = when()
         customer_rows.append((company, f"bench-{first + n}", "", at, at))
     with models.db.atomic():
-        for chunk in pw.chunked(customer_rows, 1000):
-            models.Customer.insert_many(chunk, fields=[models.Customer.company, models.Customer.openid,
-                                                       models.Customer.name, models.Customer.create_date,
-                                                       models.Customer.first_bound_at]).as_rowcount().execute()
+        insert_rows(models.Customer, [models.Customer.company, models.Customer.openid, models.Customer.name,
+                                      models.Customer.create_date, models.Customer.first_bound_at], customer_rows)
     customers = {}
     for cid, company, bound in models.Customer.select(models.Customer.id, models.Customer.company,
                                                        models.Customer.first_bound_at).tuples():
@@ -114,10 +113,9 @@ def load_events(count, users, rng, settings):
     for model, extra, rows in ((models.CustomerBinding, models.CustomerBinding.source, binding_rows),
                                (models.FollowUp, models.FollowUp.content, follow_rows),
                                (models.AccessEvent, models.AccessEvent.action, access_rows)):
-        fields = [model.company, model.customer, model.user, extra, model.happened_at]
-        with models.db.atomic():
-            for chunk in pw.chunked(rows, 1000):
-                model.insert_many(chunk, fields=fields).as_rowcount().execute()
+        for chunk in pw.chunked(rows, 100_000):  # transactions short enough for the server's roll-up check
+            with models.db.atomic():
+                insert_rows(model, [model.company, model.customer, model.user, extra, model.happened_at], chunk)
     # The roll-up of every day so far, as a rebuild would do it; today stays raw.
     today = stats.local_today(settings)
     stats.rebuild(today - datetime.timedelta(days=HISTORY_DAYS + 1), today - datetime.timedelta(days=1), settings)

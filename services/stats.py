@@ -28,6 +28,7 @@ from models import (
     RollupStale,
     RollupState,
     User,
+    db,
     locked,
     write_transaction,
 )
@@ -84,25 +85,61 @@ def _empty():
 
 def raw_counts(start, end, company_id=None):
     """{company_id: {metric: count}} for records in [start, end) (naive UTC); one company or all."""
-    def scoped(query, model):
-        return query.where(model.company == company_id) if company_id is not None else query
-
-    customers = scoped(Customer.select(Customer.company, pw.fn.COUNT(Customer.id)).where(
-        Customer.first_bound_at >= start, Customer.first_bound_at < end), Customer).group_by(Customer.company)
-    follows = scoped(FollowUp.select(FollowUp.company, pw.fn.COUNT(FollowUp.id)).where(
-        FollowUp.happened_at >= start, FollowUp.happened_at < end), FollowUp).group_by(FollowUp.company)
-    access = scoped(AccessEvent.select(AccessEvent.company, AccessEvent.action, pw.fn.COUNT(AccessEvent.id)).where(
-        AccessEvent.happened_at >= start, AccessEvent.happened_at < end,
-        AccessEvent.action.in_(list(ACTION_METRICS))), AccessEvent).group_by(AccessEvent.company, AccessEvent.action)
-
+    scope = {"company": company_id} if company_id is not None else {}
     counts = {}
-    for company, n in customers.tuples():
+    for company, n in run_compiled(("customers", bool(scope)), _new_customers, start=start, end=end, **scope):
         counts.setdefault(company, _empty())["customer_num"] = n
-    for company, n in follows.tuples():
+    for company, n in run_compiled(("follows", bool(scope)), _follow_ups, start=start, end=end, **scope):
         counts.setdefault(company, _empty())["follow_num"] = n
-    for company, action, n in access.tuples():
+    for company, action, n in run_compiled(("access", bool(scope)), _access, start=start, end=end, **scope):
         counts.setdefault(company, _empty())[ACTION_METRICS[action]] = n
     return counts
+
+
+def _new_customers(start, end, company=None):
+    query = Customer.select(Customer.company, pw.fn.COUNT(Customer.id)).where(
+        Customer.first_bound_at >= start, Customer.first_bound_at < end)
+    return (query if company is None else query.where(Customer.company == company)).group_by(Customer.company)
+
+
+def _follow_ups(start, end, company=None):
+    query = FollowUp.select(FollowUp.company, pw.fn.COUNT(FollowUp.id)).where(
+        FollowUp.happened_at >= start, FollowUp.happened_at < end)
+    return (query if company is None else query.where(FollowUp.company == company)).group_by(FollowUp.company)
+
+
+def _access(start, end, company=None):
+    query = AccessEvent.select(AccessEvent.company, AccessEvent.action, pw.fn.COUNT(AccessEvent.id)).where(
+        AccessEvent.happened_at >= start, AccessEvent.happened_at < end, AccessEvent.action.in_(list(ACTION_METRICS)))
+    if company is not None:
+        query = query.where(AccessEvent.company == company)
+    return query.group_by(AccessEvent.company, AccessEvent.action)
+
+
+_COMPILED = {}  # (database class, query shape) -> (sql, where each parameter comes from)
+
+
+def _sentinel(n, value):
+    """A stand-in for `value` while compiling: distinct, of the same type, never a real value."""
+    if isinstance(value, datetime.datetime):
+        return datetime.datetime(1900, 1, 1) + datetime.timedelta(minutes=n)
+    if isinstance(value, datetime.date):
+        return datetime.date(1900, 1, 1) + datetime.timedelta(days=n)
+    return -1000 - n
+
+
+def run_compiled(shape, build, **values):
+    """The rows of `build(**values)`, a Peewee query compiled once per database kind and `shape` and then
+    run with new values: building the SQL costs more than running these small queries (PERF-NOTES).
+    Each value is replaced by a sentinel while compiling, so its parameter positions can be found."""
+    key = (type(db.obj), shape)
+    if key not in _COMPILED:
+        sentinels = {name: _sentinel(n, value) for n, (name, value) in enumerate(values.items())}
+        names = {(type(s), s): name for name, s in sentinels.items()}
+        sql, params = build(**sentinels).sql()
+        _COMPILED[key] = (sql, [(names.get((type(p), p)), p) for p in params])
+    sql, sources = _COMPILED[key]
+    return db.execute_sql(sql, [values[name] if name else constant for name, constant in sources]).fetchall()
 
 
 # ---- the roll-up ---------------------------------------------------------------------------------------
@@ -278,18 +315,26 @@ def _done_through():
 
 def _rolled_sums(company_id, windows, done_through):
     """One query: for each window (first, last) the sum of each metric over rolled-up days."""
-    columns = []
-    for first, last in windows:
-        in_window = DailyStats.day <= min(last, done_through)
+    values = {"company": company_id, "done_through": done_through}
+    for n, (first, last) in enumerate(windows):
+        values[f"last{n}"] = min(last, done_through)
         if first is not None:
-            in_window &= DailyStats.day >= first
-        columns += [pw.fn.COALESCE(pw.fn.SUM(pw.Case(None, [(in_window, getattr(DailyStats, m))], 0)), 0)
-                    for m in METRICS]
-    row = DailyStats.select(*columns).where(DailyStats.company == company_id,
-                                            DailyStats.day <= done_through).tuples().first()
-    values = [int(v) for v in row] if row else [0] * len(columns)
-    return [dict(zip(METRICS, values[n * len(METRICS):(n + 1) * len(METRICS)], strict=True))
+            values[f"first{n}"] = first
+    shape = ("rolled", tuple(first is None for first, _ in windows))
+    row = run_compiled(shape, lambda **v: _rolled_sums_query(len(windows), **v), **values)[0]
+    figures = [int(v or 0) for v in row]
+    return [dict(zip(METRICS, figures[n * len(METRICS):(n + 1) * len(METRICS)], strict=True))
             for n in range(len(windows))]
+
+
+def _rolled_sums_query(window_count, company, done_through, **bounds):
+    columns = []
+    for n in range(window_count):
+        in_window = DailyStats.day <= bounds[f"last{n}"]
+        if f"first{n}" in bounds:
+            in_window &= DailyStats.day >= bounds[f"first{n}"]
+        columns += [pw.fn.SUM(pw.Case(None, [(in_window, getattr(DailyStats, m))], 0)) for m in METRICS]
+    return DailyStats.select(*columns).where(DailyStats.company == company, DailyStats.day <= done_through)
 
 
 def window_totals(company_id, windows, settings, now=None):
