@@ -466,7 +466,6 @@
     const product = id ? productFromSingle((await Api.get("product/product_single", {product_id: id})).data) :
       {product_type: Api.isAdmin ? 1 : 2, covers: [], articles: []};
     const types = Api.isAdmin ? PRODUCT_TYPES : PRODUCT_TYPES.filter(([type]) => type === 2);
-    const companies = id ? [] : await companyChoices();  // an administrator may add for another company
 
     const coverList = h("div", {class: "pictures"});
     const coverUploads = h("div", {class: "uploads"});
@@ -506,7 +505,6 @@
       const values = formValues(form);
       const payload = {
         product_type: values.product_type, name: values.name, price: values.price, reason: values.reason,
-        ...(values.company_id ? {company_id: values.company_id} : {}),
         cover_picture_id: product.covers.map((c) => c.picture_id),
         article_data: product.articles.map((a, i) => {
           const item = a.picture_id ? {picture_id: a.picture_id} : (a.title !== undefined && a.title !== null ?
@@ -524,8 +522,6 @@
     h("h1", {}, id ? "编辑产品" : "新增产品"),
     h("div", {class: "grid-form"},
       field({name: "product_type", label: "产品类型", type: "select", options: types}, product.product_type),
-      companies.length ? field({name: "company_id", label: "公司", type: "select", blank: "本公司",
-        options: companies}) : null,
       field({name: "name", label: "产品名称", required: true}, product.name),
       field({name: "price", label: "价格", required: true}, product.price),
       field({name: "reason", label: "推荐理由", type: "textarea", required: true}, product.reason)),

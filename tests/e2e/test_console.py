@@ -1,6 +1,7 @@
 """The admin console in a real browser against the real service: log in, upload pictures in chunks, create a
 product with them, find it, change its status, edit and delete it, see the dashboard's chart drawn, manage
 users, log out; on a desktop and on a phone-sized screen."""
+import datetime
 import hashlib
 import io
 import os
@@ -12,6 +13,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 import models
+from services import demo
 from tests.e2e.conftest import PHONE
 
 ADMIN = ("admin", "admin123")
@@ -382,3 +384,47 @@ def test_a_refused_upload_shows_why_and_adds_nothing(server, open_page, tmp_path
     expect(notice(page).locator("li")).to_have_text(re.compile(r"^图片：.*图片格式"))
     expect(page.locator(".pictures figure")).to_have_count(0)
     assert models.ProductPicture.select().count() == pictures_before
+
+
+@pytest.fixture
+def many_products(settings, database):
+    """15 company products of the demo company, a minute apart, made before the service starts."""
+    demo.load(settings)
+    company = models.Company.get(models.Company.name == demo.DEMO_COMPANY)
+    start = datetime.datetime(2026, 1, 1, 9, 0)
+    models.Product.insert_many([
+        {"company": company, "product_type": models.PRODUCT_COMPANY, "name": f"分页产品{i:02d}", "price": f"{i}元",
+         "reason": "分页", "create_date": start + datetime.timedelta(minutes=i)} for i in range(15)]).execute()
+
+
+def test_product_list_filters_and_pages(many_products, server, open_page, screenshot):
+    page = open_page()
+    log_in(page, server, ADMIN)
+    page.get_by_role("link", name="产品管理").click()
+    page.get_by_label("产品名称").fill("分页产品")
+    page.get_by_role("button", name="查询").click()
+    names = page.locator("table.data tbody tr td[data-label=名称]")
+    expect(names).to_have_text([f"分页产品{i:02d}" for i in range(14, 4, -1)])  # newest first
+    expect(page.locator(".page-info")).to_have_text("第 1 / 2 页，共 15 条")
+    page.get_by_role("button", name="下一页").click()
+    expect(names).to_have_text([f"分页产品{i:02d}" for i in range(4, -1, -1)])
+    expect(page.locator(".page-info")).to_have_text("第 2 / 2 页，共 15 条")
+    expect(page.get_by_role("button", name="下一页")).to_be_disabled()
+    screenshot(page, "page-2")
+
+    # Back from a form, the list keeps its filter and page.
+    product_row(page, "分页产品03").get_by_role("button", name="编辑").click()
+    expect(page.get_by_label("产品名称")).to_have_value("分页产品03")
+    page.get_by_role("button", name="取消").click()
+    expect(page.locator(".page-info")).to_have_text("第 2 / 2 页，共 15 条")
+    expect(page.get_by_label("产品名称")).to_have_value("分页产品")
+
+    page.get_by_label("产品名称").fill("分页产品07")
+    page.get_by_role("button", name="查询").click()
+    expect(names).to_have_text(["分页产品07"])
+    page.get_by_label("状态").select_option(label="已下架")
+    page.get_by_role("button", name="查询").click()
+    expect(page.locator(".results .empty")).to_have_text("暂无数据")
+    page.get_by_role("tab", name="个人产品").click()
+    expect(page.get_by_role("tab", name="个人产品")).to_have_attribute("aria-selected", "true")
+    expect(page.locator(".results .empty")).to_be_visible()  # the filter stays: no personal 分页产品07
