@@ -132,7 +132,10 @@ def store(caller, records, settings, now=None, labels=None):
     found = _customer_ids(wanted)
     moves = _first_binding_moves({found[key]: at for key, (_, at) in wanted.items() if at and key in found})
     with write_transaction():
-        found.update(_create_customers(wanted, found))
+        created = _create_customers(wanted, found)
+        # A customer another batch created meanwhile has that batch's first binding, maybe a later one.
+        moves += _first_binding_moves({created[key]: wanted[key][1] for key in created if wanted[key][1]})
+        found.update(created)
         _move_first_bindings(moves)
         rows = {kind: [] for kind in KINDS}
         for r in records:

@@ -2,6 +2,7 @@
 stores nothing."""
 import datetime
 import json
+import threading
 
 import pytest
 
@@ -245,3 +246,31 @@ def test_import_checks_the_whole_file_before_storing(settings, staff, tmp_path):
         server.main(["import-activity", "--config", cli_config(tmp_path), path])
     assert f"line {activity.MAX_BATCH + 6}.action" in str(stopped.value)
     assert row_counts() == before
+
+
+def test_concurrent_batches_share_customers_and_keep_the_earliest_binding(settings, staff):
+    """Four batches at once, binding the same 50 openids at different times: one customer each, whose
+    first binding is the earliest of all, whichever batch created it."""
+    base = datetime.datetime(2024, 3, 1)
+    barrier, errors = threading.Barrier(4), []
+
+    def worker(n):
+        records = [{"kind": "binding", "user_id": staff.id, "openid": f"c{i}",
+                    "time": f"{(base + datetime.timedelta(hours=(n * 7 + i) % 4)).isoformat()}Z"} for i in range(50)]
+        try:
+            barrier.wait()
+            activity.store_records(None, records, settings)
+        except Exception as e:  # reported below, in the test's thread
+            errors.append(e)
+        finally:
+            models.db.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert models.CustomerBinding.select().count() == 200
+    firsts = {c.openid: c.first_bound_at for c in models.Customer.select()}
+    assert firsts == {f"c{i}": base for i in range(50)}  # every openid has a batch binding it at hour 0
