@@ -124,6 +124,17 @@
     };
   }
 
+  // A loader whose result is drawn only if no later call started meanwhile (quick clicks never show an older
+  // answer over a newer one). Errors are shown like guard's.
+  function latestOnly(load, draw) {
+    let calls = 0;
+    return guard(async (...args) => {
+      const call = ++calls;
+      const result = await load(...args);
+      if (call === calls) draw(result);
+    });
+  }
+
   const confirmDialog = document.getElementById("confirm");
 
   function confirmAction(text) {
@@ -242,7 +253,7 @@
     if (!companyCache) {
       try {
         const body = await Api.get("company", {current_page: 1, length: 100});
-        companyCache = body.data.ret_data.map((c) => [c.id ?? c.company_id, c.name ?? c.company_name]);
+        companyCache = body.data.ret_data.map((c) => [c.id, c.name]);
       } catch (e) {
         return [];
       }
@@ -250,13 +261,11 @@
     return companyCache;
   }
 
+  // Roles for pickers. Only administrators may list them; the others filter by the two built-in roles.
   async function roleChoices() {
-    try {
-      const body = await Api.get("role", {current_page: 1, length: 100});
-      return body.data.ret_data.map((r) => [r.id ?? r.role_id, r.name ?? r.role_name]);
-    } catch (e) {
-      return BUILTIN_ROLES;
-    }
+    if (!Api.isAdmin) return BUILTIN_ROLES;
+    const body = await Api.get("role", {current_page: 1, length: 100});
+    return body.data.ret_data.map((r) => [r.id, r.name]);
   }
 
   // A list screen: filters, a table, paging. spec: {key, filters, columns(reload), query(), toolbar(reload),
@@ -266,13 +275,10 @@
   function listScreen(main, spec) {
     const state = remembered[spec.key] || (remembered[spec.key] = {page: 1, filters: {}});
     const results = h("div", {class: "results"});
-    const load = guard(async () => {
-      const query = {...state.filters, ...(spec.query ? spec.query() : {}), current_page: state.page,
-        length: PAGE_LENGTH};
-      const body = await Api.get(spec.path, query);
-      const rows = body.data.ret_data || [];
-      results.replaceChildren(table(spec.columns(load), rows),
-        pager(state.page, body.data.data_count ?? rows.length, (page) => { state.page = page; load(); }));
+    const load = latestOnly(() => Api.get(spec.path, {...state.filters, ...(spec.query ? spec.query() : {}),
+      current_page: state.page, length: PAGE_LENGTH}), (body) => {
+      results.replaceChildren(table(spec.columns(load), body.data.ret_data),
+        pager(state.page, body.data.data_count, (page) => { state.page = page; load(); }));
     });
     const filterForm = h("form", {class: "filters", onsubmit: (event) => {
       event.preventDefault();
@@ -342,12 +348,11 @@
     })();
 
     const chartBox = h("div", {class: "chart-box"});
-    const drawChart = guard(async () => {
-      const body = await Api.post("home_page/line_info", {days: chosen.days, index_type: chosen.index_type});
-      const label = METRICS[chosen.index_type - 1][1];
-      chartBox.replaceChildren(Charts.lineChart(body.data.ret_data, `${label}（近${chosen.days}天）`,
-        chartBox.clientWidth));
-    });
+    const drawChart = latestOnly(async () => {
+      const {days, index_type} = chosen;
+      const body = await Api.post("home_page/line_info", {days, index_type, ...scope()});
+      return {points: body.data.ret_data, label: `${METRICS[index_type - 1][1]}（近${days}天）`};
+    }, ({points, label}) => chartBox.replaceChildren(Charts.lineChart(points, label, chartBox.clientWidth)));
     const dayButtons = [7, 15].map((days) => h("button", {type: "button", "data-days": days,
       class: days === chosen.days ? "primary" : "secondary", onclick: () => {
         chosen.days = days;
@@ -411,18 +416,31 @@
     });
   }
 
-  // product_single's answer, reduced to what the form edits. Covers: [{picture_id, picture_url}];
-  // articles: [{article_id?, title | content | picture_id + picture_url}] in order.
-  function productFromSingle(data) {
-    const p = data.ret_data || data;
-    const picture = (c) => ({picture_id: c.picture_id ?? c.id, picture_url: c.picture_url ?? c.url});
-    const articles = [...(p.article_data || [])].sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
-    return {
-      product_id: p.product_id ?? p.id, product_type: p.product_type, name: p.name, price: p.price,
-      reason: p.reason, covers: (p.cover_pictures || []).map(picture),
-      articles: articles.map((a) => (a.picture_id ? {...picture(a), article_id: a.article_id} :
-        {article_id: a.article_id, title: a.title, content: a.content})),
+  // product_single's answer, reduced to what the form edits. Covers: [{picture_id, picture_url}]; articles in
+  // order: {kind: "picture", picture_id, picture_url} or {kind: "title" | "content", text, article_id}. (An
+  // article another client gave both a title and a text is edited as its title; its text is sent back as it was.)
+  function productFromSingle(p) {
+    const picture = ({picture_id, picture_url}) => ({picture_id, picture_url});
+    const article = (a) => {
+      if (a.picture_id) return {kind: "picture", ...picture(a)};
+      if (a.title !== null && a.title !== undefined) {
+        return {kind: "title", text: a.title, article_id: a.article_id, content: a.content ?? undefined};
+      }
+      return {kind: "content", text: a.content ?? "", article_id: a.article_id};
     };
+    return {product_type: p.product_type, name: p.name, price: p.price, reason: p.reason,
+      covers: p.cover_pictures.map(picture),
+      articles: [...p.article_data].sort((a, b) => a.order - b.order).map(article)};
+  }
+
+  const ARTICLE_KINDS = {title: "标题", content: "正文", picture: "图片"};
+
+  // One article as add/update take it, at its place in the list.
+  function articleItem(a, order) {
+    const item = a.kind === "picture" ? {picture_id: a.picture_id} : {[a.kind]: a.text};
+    if (a.kind === "title" && a.content !== undefined) item.content = a.content;
+    if (a.article_id) item.article_id = a.article_id;
+    return {...item, order};
   }
 
   // One file going up: a row with its name and a progress bar, replaced by the picture when done.
@@ -463,7 +481,7 @@
   }
 
   async function productForm(main, id) {
-    const product = id ? productFromSingle((await Api.get("product/product_single", {product_id: id})).data) :
+    const product = id ? productFromSingle((await Api.get("product/product_single", {product_id: id})).data.ret_data) :
       {product_type: Api.isAdmin ? 1 : 2, covers: [], articles: []};
     const types = Api.isAdmin ? PRODUCT_TYPES : PRODUCT_TYPES.filter(([type]) => type === 2);
 
@@ -478,16 +496,12 @@
 
     const articleList = h("ol", {class: "articles"});
     const drawArticles = () => articleList.replaceChildren(...product.articles.map((a, i) => {
+      const kind = ARTICLE_KINDS[a.kind];
+      const edit = (event) => { a.text = event.target.value; };
       let body;
-      if (a.picture_id) body = h("img", {src: "/" + a.picture_url, alt: "介绍图片"});
-      else if (a.title !== undefined && a.title !== null) {
-        body = h("input", {type: "text", value: a.title, "aria-label": "标题", placeholder: "标题",
-          oninput: (event) => { a.title = event.target.value; }});
-      } else {
-        body = h("textarea", {rows: 3, "aria-label": "正文", placeholder: "正文",
-          oninput: (event) => { a.content = event.target.value; }}, a.content || "");
-      }
-      const kind = a.picture_id ? "图片" : (a.title !== undefined && a.title !== null ? "标题" : "正文");
+      if (a.kind === "picture") body = h("img", {src: "/" + a.picture_url, alt: "介绍图片"});
+      else if (a.kind === "title") body = h("input", {type: "text", value: a.text, "aria-label": kind, oninput: edit});
+      else body = h("textarea", {rows: 3, "aria-label": kind, oninput: edit}, a.text);
       return h("li", {class: "article", "data-kind": kind}, h("span", {class: "kind"}, kind), body,
         h("div", {class: "row-actions"},
           button("上移", () => { move(product.articles, i, -1); drawArticles(); }),
@@ -506,12 +520,7 @@
       const payload = {
         product_type: values.product_type, name: values.name, price: values.price, reason: values.reason,
         cover_picture_id: product.covers.map((c) => c.picture_id),
-        article_data: product.articles.map((a, i) => {
-          const item = a.picture_id ? {picture_id: a.picture_id} : (a.title !== undefined && a.title !== null ?
-            {title: a.title} : {content: a.content || ""});
-          if (a.article_id) item.article_id = a.article_id;
-          return {...item, order: i + 1};
-        }),
+        article_data: product.articles.map((a, i) => articleItem(a, i + 1)),
       };
       const body = await Api.post(id ? `product/update/${id}` : "product/add/0", payload);
       showOk(body.msg);
@@ -531,10 +540,10 @@
       coverUploads),
     h("fieldset", {class: "intro"}, h("legend", {}, "产品介绍（按顺序显示）"), articleList,
       h("div", {class: "row-actions"},
-        button("+ 标题", () => { product.articles.push({title: ""}); drawArticles(); }),
-        button("+ 正文", () => { product.articles.push({content: ""}); drawArticles(); }),
-        h("label", {class: "file-button"}, "+ 图片", pictureInput(true, (files) =>
-          uploadAll(files, 2, articleUploads, (picture) => { product.articles.push(picture); drawArticles(); })))),
+        button("+ 标题", () => { product.articles.push({kind: "title", text: ""}); drawArticles(); }),
+        button("+ 正文", () => { product.articles.push({kind: "content", text: ""}); drawArticles(); }),
+        h("label", {class: "file-button"}, "+ 图片", pictureInput(true, (files) => uploadAll(files, 2, articleUploads,
+          (picture) => { product.articles.push({kind: "picture", ...picture}); drawArticles(); })))),
       articleUploads),
     h("div", {class: "actions"}, button("取消", () => go("#/products")),
       h("button", {type: "submit", class: "primary"}, "保存")));
@@ -593,13 +602,14 @@
     });
   }
 
-  // Roles and companies: the same list-with-panel screen over different fields.
-  function managedList(main, {title, path, noun, fields, filters, columns, nameOf}) {
+  // Roles and companies: the same list-with-panel screen over different fields. changed() runs after every
+  // add, edit or delete.
+  function managedList(main, {title, path, noun, fields, filters, columns, nameOf, changed = () => {}}) {
     const edit = (row, reload) => showPanel(main, editPanel(row ? `编辑${noun}：${nameOf(row)}` : `新增${noun}`,
       fields, row || {}, async (values) => {
         const body = await Api.post(row ? `${path}/update/${row.id}` : `${path}/add/0`, values);
         showOk(body.msg);
-        companyCache = null;
+        changed();
         reload();
       }));
     main.append(h("h1", {}, title));
@@ -608,7 +618,7 @@
       toolbar: (reload) => h("div", {class: "toolbar"}, button(`新增${noun}`, () => edit(null, reload), "primary")),
       columns: (reload) => [...columns, ["操作", (row) => h("div", {class: "row-actions"},
         button("编辑", () => edit(row, reload)),
-        button("删除", () => deleteRow(path, row.id, nameOf(row), reload), "danger"))]],
+        button("删除", () => deleteRow(path, row.id, nameOf(row), () => { changed(); reload(); }), "danger"))]],
     });
   }
 
@@ -624,7 +634,7 @@
 
   function companies(main) {
     managedList(main, {
-      title: "公司管理", path: "company", noun: "公司", nameOf: (c) => c.name,
+      title: "公司管理", path: "company", noun: "公司", nameOf: (c) => c.name, changed: () => { companyCache = null; },
       fields: [{name: "name", label: "公司名称", required: true},
         {name: "mingpian_available_num", label: "名片数量", type: "number", min: 0, required: true},
         {name: "expire_date", label: "到期日期", type: "date"}],
