@@ -276,8 +276,22 @@ def test_admin_manages_users_and_sees_refusals(server, open_page, screenshot):
     panel.get_by_label("职位").fill("销售顾问")
     panel.get_by_role("button", name="保存").click()
     expect(notice(page)).to_contain_text("添加成功")
-    expect(page.locator("table.data tbody tr", has_text="wangwu")).to_contain_text("销售顾问")
+    new_row = page.locator("table.data tbody tr", has_text="wangwu")
+    expect(new_row).to_contain_text("销售顾问")
     screenshot(page, "users")
+
+    # Edit: the panel is filled from the row; the change shows in the list.
+    new_row.get_by_role("button", name="编辑").click()
+    expect(panel.get_by_label("登录名")).to_have_value("wangwu")
+    expect(panel.get_by_label("密码")).to_have_count(0)  # a password is set on add only
+    panel.get_by_label("电话").fill("13800000000")
+    panel.get_by_role("button", name="保存").click()
+    expect(notice(page)).to_contain_text("修改成功")
+    expect(new_row.locator("td[data-label=电话]")).to_have_text("13800000000")
+    new_row.get_by_role("button", name="删除").click()
+    page.locator("dialog#confirm").get_by_role("button", name="确定").click()
+    expect(notice(page)).to_contain_text("删除成功")
+    expect(new_row).to_have_count(0)
 
     # Disabling yourself is refused with 305.
     page.locator("table.data tbody tr", has_text="admin").get_by_role("button", name="禁用").click()
