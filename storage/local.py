@@ -5,6 +5,7 @@ and renamed into place when complete, so a chunk file is always whole. Finished 
 way, to a dot-name in their folder (never served) renamed into place.
 """
 import contextlib
+import io
 import os
 import shutil
 import tempfile
@@ -132,11 +133,7 @@ class LocalStorage(Storage):
         for index in range(count):
             try:
                 with open(folder / f"{index}{CHUNK_SUFFIX}", "rb") as chunk:
-                    while block := chunk.read(COPY_BUFFER):
-                        written += len(block)
-                        if written > max_bytes:  # a chunk was replaced by a bigger one meanwhile
-                            raise UploadTooLarge()
-                        out.write(block)
+                    written += _copy(chunk, out, max_bytes - written)
             except FileNotFoundError:
                 raise MissingChunk(index) from None
 
@@ -205,6 +202,33 @@ class LocalChunkWriter:
                 os.remove(self._temp)
             _remove_if_empty(self.folder)
             _remove_if_empty(self.folder.parent)
+
+
+def _copy(source, out, room):
+    """Append `source` to `out`, in the kernel where it can (copy_file_range), else through a buffer;
+    return the bytes copied. UploadTooLarge past `room` (a chunk was replaced by a bigger one)."""
+    size = os.fstat(source.fileno()).st_size
+    if size > room:
+        raise UploadTooLarge()
+    try:
+        out.flush()
+        target = out.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        target = None
+    copied = 0
+    try:
+        while target is not None and copied < size:
+            step = os.copy_file_range(source.fileno(), target, size - copied)
+            if not step:
+                break
+            copied += step
+    except OSError:
+        if copied:  # failed part-way: a real I/O error
+            raise
+    while copied < size and (block := source.read(min(COPY_BUFFER, size - copied))):  # no kernel copy
+        out.write(block)
+        copied += len(block)
+    return copied
 
 
 def _numbered_folders(folder):
