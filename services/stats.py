@@ -260,8 +260,9 @@ def _run(owner, settings, now):
         RollupState.update(done_through=day).where(
             RollupState.name == ROLLUP, RollupState.done_through.is_null() | (RollupState.done_through < day)
         ).execute()
-        _take_lease(owner, now)  # renew
         done.append(day)
+        if not _take_lease(owner, now):  # renew; if it expired and another process took over, leave it the rest
+            return done
     for mark in list(RollupStale.select()):
         rollup_day(mark.day, tz)
         # Only the mark that was read: a newer one (records that came in meanwhile) stays for next time.
