@@ -2,7 +2,9 @@
 the raw records. Days are counted in Pacific/Kiritimati (UTC+14), so a local day starts at 10:00 UTC of
 the day before: anything that used UTC days would be caught. "Now" is passed in (or the module clock
 replaced), never waited for."""
+import asyncio
 import datetime
+import threading
 from collections import Counter, defaultdict
 
 import pytest
@@ -325,6 +327,27 @@ def test_cli_rollup_rebuilds_a_range(settings, staff, admin, tmp_path, capsys):
     assert "9 day(s)" in capsys.readouterr().out
     days = {d for (d,) in models.DailyStats.select(models.DailyStats.day).tuples()}
     assert days == {datetime.date(2024, 3, d) for d in (2, 3, 8, 9)}
+
+
+@pytest.mark.gen_test
+async def test_service_start_catches_up_in_the_executor(app, settings, staff, monkeypatch):
+    put(settings, [rec("access", staff, "a", local(2024, 3, 8), action=1)])
+    monkeypatch.setattr(stats, "clock", lambda: NOW)
+    threads, original = [], stats.scheduled_rollup
+    monkeypatch.setattr(stats, "scheduled_rollup", lambda s: threads.append(threading.current_thread().name)
+                        or original(s))
+    jobs = server.start_background_jobs(app)
+    try:
+        for _ in range(200):
+            state = models.RollupState.get_or_none(models.RollupState.name == stats.ROLLUP)
+            if state is not None and state.done_through == TODAY - DAY:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        for job in jobs:
+            job.stop()
+    assert threads and threads[0].startswith("zgld-worker")  # not on the event loop's thread
+    assert models.DailyStats.get(day=datetime.date(2024, 3, 8)).browse_num == 1
 
 
 # ---- who sees what ------------------------------------------------------------------------------------
