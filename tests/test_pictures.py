@@ -495,6 +495,18 @@ async def test_hostile_img_name_is_303(client, staff, storage, name):
     assert row_counts() == before and picture_files(storage) == []
 
 
+@pytest.mark.parametrize("fields, bad", [({"picture_type": 3}, "picture_type"), ({"chunk_num": 0}, "chunk_num"),
+                                         ({"chunk_num": "x"}, "chunk_num"), ({"picture_type": ""}, "picture_type")])
+@pytest.mark.gen_test
+async def test_bad_completion_fields_are_303(client, staff, fields, bad):
+    upload_id = next(_upload_ids)
+    await send_chunk(client, staff, upload_id, 0, encode(noisy(30, 30)))
+    params = upload_params(staff, upload_id, img_name="a.jpg", chunk_num=1, picture_type=1)
+    before = row_counts()
+    status, body = await client.request("POST", COMPLETE, {**params, **fields})
+    assert (body["code"], list(body["data"])) == (303, [bad]) and row_counts() == before
+
+
 @pytest.mark.gen_test
 async def test_img_name_gives_no_path_only_an_allowed_extension(client, staff, storage):
     _, _, body = await upload(client, staff, encode(noisy(30, 30), "PNG"), img_name="假期 照片.JPEG")
