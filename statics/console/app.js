@@ -369,7 +369,8 @@
 
   // ---- products ----------------------------------------------------------------------------------
 
-  function productColumns(reload) {
+  // mayChange: the caller may edit, shelve and delete these (company products need an administrator).
+  function productColumns(reload, mayChange) {
     return [
       ["封面", (p) => p.cover_picture ? h("img", {class: "thumb", src: "/" + p.cover_picture, alt: ""}) :
         h("span", {class: "no-picture"}, "无")],
@@ -378,15 +379,15 @@
       ["发布者", (p) => p.publisher],
       ["发布时间", (p) => p.publisher_date],
       ["状态", (p) => h("span", {class: `badge status-${p.status_code}`}, p.status)],
-      ["操作", (p) => h("div", {class: "row-actions"},
+      mayChange ? ["操作", (p) => h("div", {class: "row-actions"},
         button("编辑", () => go(`#/products/edit/${p.product_id}`)),
         button(p.status_code === 2 ? "上架" : "下架", async () => {
           const body = await Api.post(`product/change_status/${p.product_id}`, {status: p.status_code === 2 ? 1 : 2});
           showOk(`${body.msg}：${p.name} ${body.data.status}`);
           reload();
         }),
-        button("删除", () => deleteRow("product", p.product_id, p.name, reload), "danger"))],
-    ];
+        button("删除", () => deleteRow("product", p.product_id, p.name, reload), "danger"))] : null,
+    ].filter(Boolean);
   }
 
   async function products(main, action, id) {
@@ -403,7 +404,7 @@
         {name: "status", label: "状态", type: "select", options: [[1, "已上架"], [2, "已下架"]]},
         companies.length ? {name: "company_id", label: "公司", type: "select", blank: "全部", options: companies} : null,
       ].filter(Boolean),
-      columns: productColumns,
+      columns: (reload) => productColumns(reload, Api.isAdmin || state.type === 2),
       toolbar: (reload) => h("div", {class: "toolbar"},
         h("div", {class: "segmented", role: "tablist"}, PRODUCT_TYPES.map(([type, label]) => h("button", {
           type: "button", role: "tab", class: type === state.type ? "primary" : "secondary",

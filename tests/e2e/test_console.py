@@ -311,18 +311,22 @@ def test_phone_screen_for_an_ordinary_user(server, open_page, screenshot):
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
     page.get_by_role("link", name="产品管理").click()
+    expect(page.locator("table.data tbody tr").first).to_be_visible()
+    expect(page.locator("table.data .row-actions")).to_have_count(0)  # company products: an administrator's
+    screenshot(page, "3-products")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.get_by_role("button", name="新增产品").click()
     expect(page.get_by_label("产品类型").locator("option")).to_have_text(["个人产品"])
     page.get_by_role("button", name="保存").click()  # an empty form: the browser asks for the name first
     assert page.get_by_label("产品名称").evaluate("input => input.validity.valueMissing")
-    screenshot(page, "3-product-form")
+    screenshot(page, "4-product-form")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
     page.get_by_role("link", name="用户管理").click()
     expect(page.locator("table.data tbody tr")).to_have_count(3)
     expect(page.locator("table.data thead")).to_be_hidden()  # rows become cards on a phone
     expect(page.get_by_role("button", name="新增用户")).to_have_count(0)
-    screenshot(page, "4-users")
+    screenshot(page, "5-users")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
