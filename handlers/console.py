@@ -9,6 +9,7 @@ from pathlib import Path
 import tornado.web
 
 from handlers.base import to_json
+from services.errors import BadMethod
 
 CONSOLE_ROOT = Path(__file__).resolve().parent.parent / "statics" / "console"
 
@@ -32,9 +33,15 @@ class ConsoleFileHandler(tornado.web.StaticFileHandler):
         self.set_header("Cache-Control", "no-cache")
 
     def write_error(self, status_code, **kwargs):
+        """The API's envelope here too: 404 for a missing file, a wrong method answered 402 with HTTP 200."""
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        msg = "请求路径不存在" if status_code == 404 else self._reason
-        self.finish(to_json({"code": status_code, "msg": msg, "data": {}}))
+        code, msg = status_code, self._reason
+        if status_code == 404:
+            msg = "请求路径不存在"
+        elif status_code == 405:
+            self.set_status(200)
+            code, msg = BadMethod.code, BadMethod.msg
+        self.finish(to_json({"code": code, "msg": msg, "data": {}}))
 
 
 ASSETS = {"path": str(CONSOLE_ROOT)}

@@ -72,3 +72,11 @@ async def test_a_missing_or_outside_asset_answers_the_404_envelope(http_client, 
 async def test_the_api_still_answers_beside_the_console(http_client, base_url):
     response = await fetch(http_client, base_url, "/zhugeleida/admin/nothing-here")
     assert response.code == 404 and json.loads(response.body)["code"] == 404
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path", ["/", "/console/app.js"])
+async def test_a_wrong_method_answers_402_like_the_api(http_client, base_url, path):
+    response = await fetch(http_client, base_url, path, method="POST", body=b"")
+    assert response.code == 200
+    assert json.loads(response.body) == {"code": 402, "msg": "请求方式异常", "data": {}}
