@@ -132,7 +132,9 @@ class SqliteCountCache:
     def get(self, key, compute):
         if not isinstance(db.obj, pw.SqliteDatabase):
             return compute()
-        version = (db.obj, db.execute_sql("PRAGMA data_version").fetchall()[0][0], db.connection().total_changes)
+        # The connection itself is part of it: a new connection starts its counters afresh.
+        connection = db.connection()
+        version = (connection, db.execute_sql("PRAGMA data_version").fetchall()[0][0], connection.total_changes)
         local = self._local
         if getattr(local, "version", None) != version or len(local.counts) >= self.MAX_ENTRIES:
             local.version, local.counts = version, {}

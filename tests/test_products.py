@@ -173,6 +173,21 @@ def test_list_makes_no_query_per_row(cat):
     assert counter.count == check + 3  # the named company is checked to exist
 
 
+def test_counts_are_not_trusted_across_a_reconnect(cat, settings):
+    """A new connection starts PRAGMA data_version and total_changes afresh (two fresh connections show
+    the same values even with a commit between them): what an earlier connection remembered is not reused."""
+    models.db.close()
+    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0  # fresh connection
+    models.db.close()
+    other = connect_url(settings["database"]["url"])
+    with other.atomic():
+        other.execute_sql(f"INSERT INTO product (company_id, product_type, name, price, reason, status, create_date) "
+                          f"VALUES ({other.param}, 1, '重连后', '1', '', 1, {other.param})",
+                          (cat.a.id, datetime.datetime(2020, 1, 1)))
+    other.close()
+    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 1  # another fresh one
+
+
 def test_counts_follow_writes_through_the_same_connection(cat):
     assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0
     models.Product.insert(company=cat.a, product_type=models.PRODUCT_COMPANY, name="直接写入", price="1",
