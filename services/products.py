@@ -122,7 +122,8 @@ class SqliteCountCache:
     """List totals remembered per thread (each thread has its own SQLite connection), dropped as soon as
     the database may have changed: another connection, in any process, committed (SQLite's
     `PRAGMA data_version` moved) or this connection wrote anything (its `total_changes` moved). The check
-    costs one PRAGMA; no writer has to remember to invalidate. On PostgreSQL nothing is cached."""
+    costs one PRAGMA; no writer has to remember to invalidate. On PostgreSQL, and inside a transaction,
+    nothing is cached."""
 
     MAX_ENTRIES = 1024
 
@@ -130,8 +131,8 @@ class SqliteCountCache:
         self._local = threading.local()
 
     def get(self, key, compute):
-        if not isinstance(db.obj, pw.SqliteDatabase):
-            return compute()
+        if not isinstance(db.obj, pw.SqliteDatabase) or db.in_transaction():
+            return compute()  # inside a transaction the total may include writes that are rolled back
         # The connection itself is part of it: a new connection starts its counters afresh.
         connection = db.connection()
         version = (connection, db.execute_sql("PRAGMA data_version").fetchall()[0][0], connection.total_changes)

@@ -188,6 +188,15 @@ def test_counts_are_not_trusted_across_a_reconnect(cat, settings):
     assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 1  # another fresh one
 
 
+def test_a_count_seen_inside_a_rolled_back_transaction_is_not_kept(cat):
+    with models.db.atomic() as transaction:
+        models.Product.insert(company=cat.a, product_type=models.PRODUCT_COMPANY, name="撤销", price="1",
+                              reason="").execute()
+        assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 1
+        transaction.rollback()
+    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0
+
+
 def test_counts_follow_writes_through_the_same_connection(cat):
     assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0
     models.Product.insert(company=cat.a, product_type=models.PRODUCT_COMPANY, name="直接写入", price="1",
