@@ -19,6 +19,7 @@ import http.client
 import itertools
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -305,6 +306,7 @@ def main():
     finally:
         server.terminate()
         server.wait(15)
+        shutil.rmtree(folder, ignore_errors=True)
 
     backend = "PostgreSQL" if url.startswith("postgres") else "SQLite"
     print(f"\nstatistics on {backend}, {COMPANIES} companies, {HISTORY_DAYS} days of history, "
