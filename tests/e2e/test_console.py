@@ -362,6 +362,16 @@ def test_admin_manages_companies_and_roles(server, open_page, screenshot):
     assert models.Company.get(models.Company.name == "华东分公司").mingpian_available_num == 8
     screenshot(page, "companies")
 
+    # The dashboard of the new company, picked by the administrator: its own figures and an empty curve.
+    page.get_by_role("link", name="首页").click()
+    page.get_by_label("公司").select_option(label="华东分公司")
+    expect(page.locator("dd[data-key=company_name]")).to_have_text("华东分公司")
+    expect(page.locator("dd[data-key=mingpian_num]")).to_have_text("8")
+    expect(page.locator("dd[data-key=expired_time]")).to_have_text("2027-12-31")
+    expect(page.locator("svg.chart circle.dot")).to_have_count(7)
+    assert len({y for _, y in chart_points(page)}) == 1  # nothing happened there: a flat line
+    page.get_by_role("link", name="公司管理").click()
+
     # A company that still has users cannot go: the 304 is shown and it stays.
     demo_row = page.locator("table.data tbody tr", has_text="诸葛雷达演示公司")
     demo_row.get_by_role("button", name="删除").click()
