@@ -69,6 +69,7 @@ RULES = {
     ("upload", "thumbnail_px"): (_positive, "a positive number of pixels"),
     ("upload", "jpeg_quality"): (lambda v: 1 <= v <= 95, "a quality from 1 to 95"),
     ("upload", "orphan_grace_seconds"): (_non_negative, "zero or more seconds"),
+    ("upload", "image_threads"): (_positive, "at least 1"),
     ("stats", "timezone"): (_valid_timezone, "an IANA time zone such as Asia/Shanghai"),
     ("stats", "recompute_days"): (_non_negative, "zero or more days"),
     ("stats", "rollup_delay_seconds"): (_non_negative, "zero or more seconds"),

@@ -26,7 +26,7 @@ class UploadHandler(BaseHandler):
 @tornado.web.stream_request_body
 class AddPictureHandler(UploadHandler):
     """One chunk, streamed: checked in prepare() before any body byte is read, decoded as it arrives
-    and written in the executor; Tornado reads the next piece only once a write is done."""
+    and written in the executor a batch at a time; Tornado reads on once a write is done."""
 
     upload = None
     disconnected = False
@@ -43,9 +43,10 @@ class AddPictureHandler(UploadHandler):
 
     def data_received(self, data):
         batch = self.upload.feed(data)
-        # Tornado reads the next piece once this is done. Between writes, give the loop a turn after each
-        # piece: decoding base64 costs about 1 ms per 64 KB, and other requests should not wait for several.
-        return self.run(self.upload.write, batch) if batch else asyncio.sleep(0)
+        if batch is not None:
+            return self.run(self.upload.write, batch)
+        # decoding base64 costs about 1 ms per 64 KB: let other requests in between pieces
+        return asyncio.sleep(0) if self.upload.decodes else None
 
     async def post(self):
         data = await self.run(self.upload.finish)

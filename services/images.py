@@ -1,11 +1,14 @@
 """The picture pipeline: check an uploaded file is a real image of an allowed format and size, turn it
-upright, and re-encode it (and a thumbnail) with no metadata. Blocking (Pillow): run it in the executor.
+upright, and re-encode it (and a thumbnail) with no metadata. Blocking: call it from the executor; the
+Pillow work itself runs in a few image threads of its own.
 
 Only the first frame of an animated GIF or WEBP is kept.
 """
 import contextlib
 import dataclasses
 import io
+import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,6 +29,7 @@ EXTENSIONS = {"jpg", "jpeg", "png", "gif", "webp"}  # what an img_name may end w
 SAVE_MODES = {"JPEG": ("RGB", "L"), "PNG": ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"),
               "GIF": ("P", "L"), "WEBP": ("RGB", "RGBA")}
 KEPT_INFO = ("transparency",)  # pixel meaning, not metadata: which palette entry is transparent
+IMAGE_NICE = 10  # CPU niceness of the image threads
 
 FIELD = "img_data"
 
@@ -39,15 +43,38 @@ class Picture:
     extension: str
 
 
-def process(file, max_pixels, thumbnail_px, quality):
+def _lower_priority():
+    """Image threads give way to the event loop and database work when the CPUs are busy."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or not allowed: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IMAGE_NICE)
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _image_pool(threads):
+    global _pool
+    with _pool_lock:
+        if _pool is None:  # made on first use, so after any fork
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="zgld-image", initializer=_lower_priority)
+        return _pool
+
+
+def process(file, max_pixels, thumbnail_px, quality, threads=2):
     """Check and re-encode the image in the binary file `file`; raise a 303 naming `img_data` if it is
-    not an allowed, complete image within `max_pixels`."""
+    not an allowed, complete image within `max_pixels`. The work runs in `threads` image threads at a
+    lower CPU priority: at most that many decoded images (tens of MB each) exist at once."""
+    return _image_pool(threads).submit(_process, file, max_pixels, thumbnail_px, quality).result()
+
+
+def _process(file, max_pixels, thumbnail_px, quality):
     image = _decode(file, max_pixels)
     save_as, extension = FORMATS[image.format]
     image = _upright_without_metadata(image)
     # The thumbnail is made beside the main encode: Pillow releases the GIL in both, so on two cores
     # the upload completes in about the time of a bare decode and re-encode. Both only read `image`.
-    with ThreadPoolExecutor(1, thread_name_prefix="zgld-thumbnail") as helper:
+    with ThreadPoolExecutor(1, thread_name_prefix="zgld-thumbnail", initializer=_lower_priority) as helper:
         thumbnail = helper.submit(lambda: _encode(_thumbnail(image, thumbnail_px), save_as, quality))
         data = _encode(image, save_as, quality)
         return Picture(data=data, thumbnail=thumbnail.result(), width=image.width, height=image.height,

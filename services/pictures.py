@@ -24,7 +24,7 @@ from storage.base import MissingChunk, UploadNotFound, UploadTooLarge, thumbnail
 log = logging.getLogger("zgld.pictures")
 
 MAX_NAME_LENGTH = 200
-FLUSH_BYTES = 256 * 1024  # decoded bytes gathered on the loop before one write in the executor
+FLUSH_BYTES = 1024 * 1024  # decoded bytes gathered on the loop (as the pieces received) per write
 
 
 # ---- arguments ----------------------------------------------------------------------------------------
@@ -58,9 +58,9 @@ def _clean(schema, params):
 
 class ChunkUpload:
     """One chunk arriving. feed() (on the loop, cheap) decodes a piece of body and hands back a batch
-    to write(); finish() writes the rest and renames the chunk into place; abort() drops it. A problem
-    found while streaming is kept and raised by finish(), once the body is read, so the client gets
-    an answer rather than a reset connection."""
+    (a list of bytes, about FLUSH_BYTES) to write() in order; finish() writes the rest and renames the
+    chunk into place; abort() drops it. A problem found while streaming (or writing) is kept and raised
+    by finish(), once the body is read, so the client gets an answer rather than a reset connection."""
 
     def __init__(self, storage, key, index, decoder, limits):
         self.storage, self.key, self.index, self.decoder = storage, key, index, decoder
@@ -76,7 +76,8 @@ class ChunkUpload:
         self.writer = storage.open_chunk(key, index)
         self.size = 0
         self.failure = None
-        self._batch = bytearray()
+        self.decodes = not isinstance(decoder, chunk_stream.RawDecoder)  # costs loop time per piece
+        self._batch, self._batch_bytes = [], 0
 
     def feed(self, data):
         if self.failure is not None:
@@ -84,11 +85,11 @@ class ChunkUpload:
         try:
             self._take(self.decoder.feed(data))
         except Exception as e:  # a ServiceError for the client, or a fault: either way finish() raises it
-            self.failure, self._batch = e, bytearray()
+            self.failure, self._batch = e, []
             return None
-        if len(self._batch) < FLUSH_BYTES:
+        if self._batch_bytes < FLUSH_BYTES:
             return None
-        batch, self._batch = bytes(self._batch), bytearray()
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
         return batch
 
     def _too_large(self, by_chunk=False):
@@ -100,10 +101,16 @@ class ChunkUpload:
         self.size += len(data)
         if self.size > self.limit:
             raise self._too_large(by_chunk=self.limit == self.chunk_limit)
-        self._batch += data
+        if data:
+            self._batch.append(data)
+            self._batch_bytes += len(data)
 
     def write(self, batch):
-        self.writer.write(batch)
+        try:
+            for piece in batch:
+                self.writer.write(piece)
+        except Exception as e:  # e.g. a full disk: answered by finish()
+            self.failure = e
 
     def finish(self):
         try:
@@ -113,7 +120,9 @@ class ChunkUpload:
                 raise self.failure
             if self.size == 0:
                 raise invalid("img_data", "分片内容为空")
-            self.writer.write(self._batch)
+            self.write(self._batch)
+            if self.failure is not None:
+                raise self.failure
             # again: another process may have added chunks meanwhile
             others = sum(size for i, size in self.storage.staged_chunks(self.key).items() if i != self.index)
             if others + self.size > self.upload_limit:
@@ -210,7 +219,8 @@ def _joined_picture(storage, key, chunk_num, limits):
             raise TooLarge(f"上传文件超过上限 {limits['max_upload_bytes']} 字节") from None
         joined.seek(0)
         try:
-            return images.process(joined, limits["max_pixels"], limits["thumbnail_px"], limits["jpeg_quality"])
+            return images.process(joined, limits["max_pixels"], limits["thumbnail_px"], limits["jpeg_quality"],
+                                  limits["image_threads"])
         except FormInvalid:
             storage.abort(key)  # the content itself is refused: keep nothing of it
             raise
