@@ -308,3 +308,37 @@ def locked(query):
     """`query` with FOR UPDATE where the database has row locks (PostgreSQL); SQLite locks in
     write_transaction() instead."""
     return query.for_update() if isinstance(db.obj, pw.PostgresqlDatabase) else query
+
+
+# ---- queries compiled once ----------------------------------------------------------------------
+
+_MARK = -7_340_000_000_000  # stand-in values far from any real one, replaced when the query runs
+
+
+class CompiledQuery:
+    """A Peewee query turned into SQL once per kind of database, then run with new values.
+
+    `build(slot)` returns the query with `slot(name)` where each value goes; `execute(**values)` runs the
+    SQL with those values. Building and compiling a Peewee query costs more than SQLite takes to run it."""
+
+    def __init__(self, build):
+        self._build = build
+        self._compiled = {}
+
+    def _compile(self):
+        names = []
+
+        def slot(name):
+            names.append(name)
+            return _MARK - len(names)
+
+        sql, params = self._build(slot).sql()
+        markers = {_MARK - i: name for i, name in enumerate(names, 1)}
+        return sql, [(markers.get(p) if type(p) is int else None, p) for p in params]
+
+    def execute(self, **values):
+        kind = type(db.obj)
+        if kind not in self._compiled:
+            self._compiled[kind] = self._compile()
+        sql, plan = self._compiled[kind]
+        return db.execute_sql(sql, [values[name] if name else constant for name, constant in plan])
