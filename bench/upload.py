@@ -22,6 +22,7 @@ import io
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -247,7 +248,7 @@ def run(args):
     bare = subprocess.Popen([sys.executable, __file__, "--bare", str(args.bare_port), str(folder / "bare")],
                             stdout=logs, stderr=subprocess.STDOUT)
     stop, results = multiprocessing.Event(), multiprocessing.Queue()
-    prober = None
+    prober, finished = None, False
     try:
         wait_for_port(args.port, service)
         wait_for_port(args.bare_port, bare)
@@ -259,7 +260,7 @@ def run(args):
         stop.set()
         latencies = results.get(timeout=30)
         report(figures, latencies, phases)
-        print(f"\n(server log and data: {folder})")
+        finished = True
     finally:
         stop.set()
         if prober is not None:
@@ -267,6 +268,11 @@ def run(args):
         for process in (service, bare):
             process.terminate()
             process.wait(10)
+        logs.close()
+        if finished:
+            shutil.rmtree(folder)  # about 1 GB of staged chunks
+        else:
+            print(f"\nserver log and data kept in {folder}")
 
 
 class Phases:
