@@ -274,3 +274,18 @@ def test_concurrent_batches_share_customers_and_keep_the_earliest_binding(settin
     assert models.CustomerBinding.select().count() == 200
     firsts = {c.openid: c.first_bound_at for c in models.Customer.select()}
     assert firsts == {f"c{i}": base for i in range(50)}  # every openid has a batch binding it at hour 0
+
+
+def test_removing_a_company_removes_its_activity(settings, staff, outsider):
+    """Events name their customer without a foreign key; the company's removal still takes them along."""
+    for user in (staff, outsider):
+        activity.store_records(None, some_records(user), settings)
+    stats.rebuild(datetime.date.today() - datetime.timedelta(days=1), datetime.date.today(), settings)
+    mine = activity_rows()
+    models.User.delete().where(models.User.id == staff.id).execute()  # the events stay, without their user
+    assert models.AccessEvent.select().where(models.AccessEvent.user.is_null()).count() == 1
+    models.Company.delete().where(models.Company.id == staff.company_id).execute()
+    left = activity_rows()
+    for model in ("Customer", "CustomerBinding", "FollowUp", "AccessEvent"):
+        assert left[model] == mine[model] // 2  # only the other company's
+    assert {c.company_id for c in models.Customer.select()} == {outsider.company_id}
