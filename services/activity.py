@@ -204,16 +204,15 @@ def _first_binding_moves(bound):
 
 
 def _move_first_bindings(moves):
-    """Apply the moves: conditional, so a concurrent batch with an even earlier binding is never
-    overwritten; compiled once and run for every customer in one executemany."""
-    if moves:
-        sql, params = Customer.update(first_bound_at=_AT).where(
-            Customer.id == _ID, Customer.first_bound_at.is_null() | (Customer.first_bound_at > _AT)).sql()
-        db.cursor().executemany(sql, [[at if p == _AT else customer_id for p in params]
-                                      for customer_id, at, _ in moves])
-
-
-_AT, _ID = datetime.datetime(2001, 1, 1), -1  # placeholders for the values of each customer
+    """Apply the moves in one statement; conditional, so a concurrent batch with an even earlier binding
+    is never overwritten. (VALUES names its columns column1, column2 on SQLite and PostgreSQL alike.)"""
+    if not moves:
+        return
+    table, pair = Customer._meta.table_name, f"({db.param}, {db.param})"
+    db.execute_sql(f'UPDATE "{table}" SET "first_bound_at" = v.column2 FROM (VALUES {", ".join([pair] * len(moves))}) '
+                   f'AS v WHERE "{table}"."id" = v.column1 '
+                   f'AND ("{table}"."first_bound_at" IS NULL OR "{table}"."first_bound_at" > v.column2)',
+                   [value for customer_id, at, _ in moves for value in (customer_id, at)])
 
 
 _INSERT_SQL = {}  # (database class, model, fields, ignore_conflicts) -> (head, one row's VALUES group, tail)
