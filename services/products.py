@@ -33,6 +33,7 @@ from models import (
 from services.errors import Forbidden, FormInvalid, NotFound, invalid
 from services.forms import Int, Str
 from services.listing import DATETIME_FORMAT, MAX_LENGTH
+from services.records import visible_row
 
 log = logging.getLogger("zgld.products")
 
@@ -142,13 +143,7 @@ def _list_company(caller, company_id):
 
 def _find(caller, product_id, lock=False):
     """The product if the caller may see it (administrators: any; others: their company's), else 302."""
-    query = Product.select().where(Product.id == product_id)
-    if not caller.is_admin:
-        query = query.where(Product.company == caller.company_id)
-    product = (locked(query) if lock else query).first()
-    if product is None:
-        raise NotFound("产品不存在")
-    return product
+    return visible_row(caller, Product, product_id, lock, "产品不存在")
 
 
 def _require_may_change(caller, product_type):

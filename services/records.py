@@ -1,11 +1,24 @@
-"""Small pieces the management writes share: a row locked for the transaction, a name checked free under
-that lock, and a database refusal (another writer won a race) turned into the answer the check gives."""
+"""Small pieces the services share: a row as the caller may see it, a row locked for the transaction, a
+name checked free under that lock, and a database refusal (another writer won a race) turned into the
+answer the check gives."""
 import contextlib
 
 import peewee as pw
 
 from models import locked
 from services.errors import NameExists, NotFound
+
+
+def visible_row(caller, model, row_id, lock=False, missing_msg=None):
+    """The row `row_id` of `model` (which has a `company`) if the caller may see it: administrators any
+    company's, others only their own; anything else does not exist for them (302)."""
+    query = model.select().where(model.id == row_id)
+    if not caller.is_admin:
+        query = query.where(model.company == caller.company_id)
+    row = (locked(query) if lock else query).first()
+    if row is None:
+        raise NotFound(missing_msg)
+    return row
 
 
 def locked_row(model, row_id, missing_msg=None):

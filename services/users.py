@@ -13,10 +13,10 @@ from models import (
     write_transaction,
 )
 from services import auth
-from services.errors import FormInvalid, NameExists, NotFound, NotOnSelf
+from services.errors import FormInvalid, NameExists, NotOnSelf
 from services.listing import format_datetime, page
 from services.products import delete_files, delete_product_rows
-from services.records import check_name_free, integrity_error_as, locked_row
+from services.records import check_name_free, integrity_error_as, locked_row, visible_row
 
 USER_STATUS_LABELS = {USER_ENABLED: "启用", USER_DISABLED: "未启用"}
 LOGIN_NAME_TAKEN = "登录名已存在"
@@ -26,13 +26,7 @@ NO_SUCH_COMPANY = "公司不存在"
 
 def visible_user(caller, user_id, lock=False):
     """The user `user_id` if the caller may see it (administrators: any; others: their company)."""
-    query = User.select().where(User.id == user_id)
-    if not caller.is_admin:
-        query = query.where(User.company == caller.company_id)
-    user = (locked(query) if lock else query).first()
-    if user is None:
-        raise NotFound()
-    return user
+    return visible_row(caller, User, user_id, lock)
 
 
 def enabled_count(company_id, excluding_user_id=None):
