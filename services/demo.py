@@ -1,8 +1,12 @@
 """Demo data: one company with an administrator and two ordinary users, so a newcomer can log in."""
 import datetime
+import io
 import random
 
+from PIL import Image, ImageDraw
+
 from models import (
+    PICTURE_COVER,
     PRODUCT_COMPANY,
     PRODUCT_OFF_SHELF,
     PRODUCT_PERSONAL,
@@ -13,9 +17,10 @@ from models import (
     Product,
     User,
 )
-from services import activity, products, stats
+from services import activity, images, pictures, products, stats
 from services.companies import get_or_create_company
 from services.users import create_user
+from storage import make_storage
 
 DEMO_COMPANY = "诸葛雷达演示公司"
 DEMO_USERS = [
@@ -46,20 +51,51 @@ DEMO_PRODUCTS = [
 DEMO_CUSTOMER_NAMES = ["王先生", "李女士", "赵总", "陈经理", "刘老师", "周小姐", "吴工", "孙总监"]
 
 
-def _load_products(users):
-    """The demo catalogue, each product with a title and two paragraphs in order; only into an empty one."""
+COVER_COLOURS = [((29, 78, 216), (96, 165, 250)), ((190, 24, 93), (251, 146, 60)), ((4, 120, 87), (52, 211, 153)),
+                 ((109, 40, 217), (196, 181, 253)), ((180, 83, 9), (253, 224, 71)), ((15, 23, 42), (100, 116, 139))]
+
+
+def _cover_png(rng, top, bottom, size=(800, 600)):
+    """A made-up cover: a vertical gradient with a few translucent circles."""
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image, "RGBA")
+    for y in range(size[1]):
+        t = y / (size[1] - 1)
+        draw.line([(0, y), (size[0], y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+    for _ in range(5):
+        x, y, r = rng.randint(0, size[0]), rng.randint(0, size[1]), rng.randint(40, 220)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 255, rng.randint(25, 70)))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    out.seek(0)
+    return out
+
+
+def _demo_cover(storage, settings, user, rng, index):
+    """A cover picture for a demo product, through the same pipeline as an upload; its id."""
+    limits = settings["upload"]
+    picture = images.process(_cover_png(rng, *COVER_COLOURS[index % len(COVER_COLOURS)]), limits["max_pixels"],
+                             limits["thumbnail_px"], limits["jpeg_quality"], limits["image_threads"])
+    return pictures.store_picture(storage, user, PICTURE_COVER, picture).id
+
+
+def _load_products(users, settings):
+    """The demo catalogue, each product with a cover, a title and two paragraphs in order; only into an
+    empty one."""
     company_id = users[0].company_id
     if Product.select().where(Product.company == company_id).exists():
         return []
-    for owner, product_type, name, price, reason, status in DEMO_PRODUCTS:
+    storage, rng = make_storage(settings), random.Random(12)
+    for index, (owner, product_type, name, price, reason, status) in enumerate(DEMO_PRODUCTS):
         articles = [{"title": name, "order": 1}, {"content": f"{reason}。", "order": 2},
                     {"content": f"价格：{price}，欢迎咨询。", "order": 3}]
+        cover = _demo_cover(storage, settings, users[owner], rng, index)
         product = products.add_product(users[owner], {
             "product_type": product_type, "name": name, "price": price, "reason": reason,
-            "cover_picture_id": [], "article_data": articles})
+            "cover_picture_id": [cover], "article_data": articles})
         if status != product.status:
             Product.update(status=status).where(Product.id == product.id).execute()
-    return [f"  {len(DEMO_PRODUCTS)} demo products (company and personal) with articles"]
+    return [f"  {len(DEMO_PRODUCTS)} demo products (company and personal) with covers and articles"]
 
 
 def _demo_day(rng, user_id, day, busy, customers):
@@ -119,4 +155,4 @@ def load(settings):
                                position=position)
         users.append(user)
         lines.append(f"  login {login_name:10} password {password:12} ({username}, role {role_id})")
-    return lines + _load_products(users) + _load_activity(users, settings)
+    return lines + _load_products(users, settings) + _load_activity(users, settings)

@@ -186,25 +186,33 @@ def complete_upload(storage, settings, user, params):
         if done is not None:
             return _answer(done)
         raise
+    row = store_picture(storage, user, form["picture_type"], picture, upload_key)
+    storage.abort(key)
+    return _answer(row)
+
+
+def store_picture(storage, user, picture_type, picture, upload_key=None):
+    """Store a processed picture (images.process) and its thumbnail under a server-made name and record
+    it for the user's company; return the row. If the same upload was completed concurrently, keep
+    theirs and drop ours."""
     url = storage.url_for(f"{_new_name()}.{picture.extension}")
     try:
         storage.store(thumbnail_url(url), picture.thumbnail)
         storage.store(url, picture.data)
         with db.atomic():
-            row = ProductPicture.create(
-                user=user.id, company=user.company_id, picture_type=form["picture_type"], url=url,
+            return ProductPicture.create(
+                user=user.id, company=user.company_id, picture_type=picture_type, url=url,
                 upload_key=upload_key, byte_size=len(picture.data), width=picture.width,
                 height=picture.height, sha256=hashlib.sha256(picture.data).hexdigest())
     except pw.IntegrityError:  # completed concurrently: keep theirs, drop ours
         storage.delete(url)
-        row = _completed(upload_key)
+        row = _completed(upload_key) if upload_key is not None else None
         if row is None:
             raise
+        return row
     except BaseException:  # no row, so no file either (a crash right here is for the orphan sweep)
         storage.delete(url)
         raise
-    storage.abort(key)
-    return _answer(row)
 
 
 def _joined_picture(storage, key, chunk_num, limits):

@@ -301,3 +301,10 @@ async def test_demo_catalogue_is_loaded_once_and_listed(client, settings, databa
     assert {r["publisher"] for r in personal["ret_data"]} == {"张三", "李四"}
     single = await client.get(SINGLE, admin, product_id=str(company["ret_data"][0]["product_id"]))
     assert [item["order"] for item in single["data"]["ret_data"]["article_data"]] == [1, 2, 3]
+    # every demo product has its own cover, stored like an upload and served
+    rows = company["ret_data"] + personal["ret_data"]
+    assert all(r["cover_picture"].startswith("statics/") for r in rows)
+    assert len({r["cover_picture"] for r in rows}) == len(rows)
+    assert models.ProductPicture.select().count() == 12
+    served = await client.http_client.fetch(f"{client.base_url}/{rows[0]['cover_picture']}")
+    assert served.code == 200 and served.body.startswith(b"\x89PNG")
