@@ -169,7 +169,9 @@
       screen = SCREENS[0];
       history.replaceState(null, "", "#/dashboard");
     }
-    const main = h("main", {id: "main", "data-screen": screen.path});
+    // data-view names what is drawn (e.g. "products/new"), so a test can wait for the very view it means.
+    const view = screen.path === path ? [path, ...rest].join("/") : screen.path;
+    const main = h("main", {id: "main", "data-screen": screen.path, "data-view": view});
     app.replaceChildren(header(screen), main);
     guard(screen.view)(main, ...rest);
   }
@@ -223,7 +225,7 @@
     field({name: "password", label: "密码", type: "password", required: true, autocomplete: "current-password"}),
     error,
     h("button", {type: "submit", class: "primary"}, "登录"));
-    app.replaceChildren(h("main", {id: "main", class: "login-page", "data-screen": "login"}, form));
+    app.replaceChildren(h("main", {id: "main", class: "login-page", "data-screen": "login", "data-view": "login"}, form));
   }
 
   // ---- shared pieces: tables, paging, the company picker -----------------------------------------

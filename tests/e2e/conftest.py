@@ -103,6 +103,24 @@ def browser():
         chromium.close()
 
 
+# E2E_HASHCHANGE_DELAY_MS=400 runs every page with the console's hashchange handlers delayed by that
+# long: the console draws a screen in that handler, after a click on a link has returned, so this mode makes
+# any test that reads the screen before it is drawn fail every time instead of once in a while (.ci/run
+# runs the suite once this way).
+HASHCHANGE_DELAY_MS = int(os.environ.get("E2E_HASHCHANGE_DELAY_MS") or 0)
+DELAY_HASHCHANGE = """
+(() => {
+  const delay = %d;
+  const addEventListener = EventTarget.prototype.addEventListener;
+  EventTarget.prototype.addEventListener = function (type, listener, options) {
+    if (type !== "hashchange" || this !== window) return addEventListener.call(this, type, listener, options);
+    const late = (event) => setTimeout(() => listener.call(window, event), delay);
+    return addEventListener.call(this, type, late, options);
+  };
+})();
+"""
+
+
 @pytest.fixture
 def open_page(browser):
     """open_page(viewport) -> a page in a new browser context; errors in the page fail the test."""
@@ -111,6 +129,8 @@ def open_page(browser):
     def open_(viewport=DESKTOP):
         context = browser.new_context(viewport=viewport, locale="zh-CN")
         context.set_default_timeout(5000)
+        if HASHCHANGE_DELAY_MS:
+            context.add_init_script(DELAY_HASHCHANGE % HASHCHANGE_DELAY_MS)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
