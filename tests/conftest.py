@@ -6,6 +6,7 @@ The database is SQLite in the test's temp folder, or the PostgreSQL server named
 import hashlib
 import itertools
 import json
+import threading
 import time
 import urllib.parse
 
@@ -111,13 +112,22 @@ def row_counts():
 
 # ---- a client that signs like the existing ones ----
 
-_timestamps = itertools.count(int(time.time() * 1000))
+_last_timestamp = [0]
+_timestamp_lock = threading.Lock()
+
+
+def fresh_timestamp():
+    """The client's clock in milliseconds, read at each call (a run may last longer than the skew window),
+    and never the same twice: two signatures made in one millisecond would otherwise be one."""
+    with _timestamp_lock:
+        _last_timestamp[0] = max(_last_timestamp[0] + 1, int(time.time() * 1000))
+        return _last_timestamp[0]
 
 
 def signed_params(user, **extra):
     """rand_str, timestamp and user_id for `user` (a User row or a (user_id, token) pair)."""
     user_id, token = (user.id, user.token) if hasattr(user, "token") else user
-    timestamp = str(next(_timestamps))
+    timestamp = str(fresh_timestamp())
     rand_str = hashlib.md5(f"{timestamp}{token}".encode()).hexdigest()
     return {"rand_str": rand_str, "timestamp": timestamp, "user_id": str(user_id), **extra}
 
