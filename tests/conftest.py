@@ -3,9 +3,11 @@
 The database is SQLite in the test's temp folder, or the PostgreSQL server named by ZGLD_DATABASE_URL
 (emptied before each test): the same tests run on both.
 """
+import asyncio
 import hashlib
 import itertools
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -168,3 +170,66 @@ class Client:
 @pytest.fixture
 def client(http_client, base_url):
     return Client(http_client, base_url)
+
+
+# ---- a request that meets a transaction held by another connection ----
+
+# A statement that takes a write lock: SQLite's up-front BEGIN IMMEDIATE, a row lock, or a write itself.
+_TAKES_A_LOCK = re.compile(r"^\s*(BEGIN IMMEDIATE|INSERT|UPDATE|DELETE)\b|\bFOR UPDATE\b", re.IGNORECASE)
+
+
+async def _until(event, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not event.is_set():
+        assert time.monotonic() < deadline, f"the request never {what}"
+        await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+def while_held(monkeypatch, database):
+    """while_held(request, held_write) -> the answer to `request` (a coroutine from the client), sent while
+    another connection holds an open transaction that made `held_write()`.
+
+    The request is paused in its worker thread as it begins its first transaction (after its signature
+    check, whatever that wrote); then the test opens its own transaction and makes `held_write()`; then the
+    request goes on, and the test commits only once the request has sent a statement that takes a lock.
+    So the request cannot have read the state before that write and decided from it unless the service
+    reads without the lock it claims (a deferred BEGIN on SQLite, no FOR UPDATE on PostgreSQL): then its
+    read comes first and the test sees the wrong answer, or the stale read fails."""
+    engine = models.db.obj
+    begin, execute_sql = engine.begin, engine.execute_sql
+    arrived, resume, locking = threading.Event(), threading.Event(), threading.Event()
+
+    def in_request():
+        return threading.current_thread().name.startswith("zgld-worker")
+
+    def paused_begin(*args, **kwargs):
+        if in_request() and not resume.is_set():
+            arrived.set()
+            resume.wait(10)
+        if in_request() and _TAKES_A_LOCK.match(f"BEGIN {args[0] if args else kwargs.get('lock_type') or ''}"):
+            locking.set()
+        return begin(*args, **kwargs)
+
+    def watched_execute_sql(sql, *args, **kwargs):
+        if in_request() and resume.is_set() and _TAKES_A_LOCK.search(sql):
+            locking.set()
+        return execute_sql(sql, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "begin", paused_begin)
+    monkeypatch.setattr(engine, "execute_sql", watched_execute_sql)
+
+    async def run(request, held_write):
+        pending = asyncio.ensure_future(request)
+        await _until(arrived, "began a transaction")
+        try:
+            with models.write_transaction():
+                held_write()
+                resume.set()
+                await _until(locking, "asked for a lock")
+                assert not pending.done()
+        finally:
+            resume.set()
+        return await pending
+
+    return run

@@ -7,7 +7,7 @@ import pytest
 import models
 from services import companies, users
 from tests.conftest import row_counts
-from tests.test_management_users import customer_history, picture, product, while_held
+from tests.test_management_users import customer_history, picture, product
 
 LIST = "/zhugeleida/admin/company"
 ADD = "/zhugeleida/admin/company/add/0"
@@ -187,7 +187,7 @@ async def test_deleting_one_company_leaves_the_others_rows(client, admin, a, b, 
 
 
 @pytest.mark.gen_test
-async def test_an_add_waits_for_a_concurrent_add_of_the_same_name(client, admin):
+async def test_an_add_waits_for_a_concurrent_add_of_the_same_name(client, admin, while_held):
     form = company_form()
     body = await while_held(client.post(ADD, admin, data=form),
                             lambda: companies.add_company({**form, "expire_date": None}))
@@ -196,7 +196,7 @@ async def test_an_add_waits_for_a_concurrent_add_of_the_same_name(client, admin)
 
 
 @pytest.mark.gen_test
-async def test_lowering_the_quota_waits_for_a_concurrent_enable(client, admin, b, staff, make_user):
+async def test_lowering_the_quota_waits_for_a_concurrent_enable(client, admin, b, staff, make_user, while_held):
     off = make_user(b, status=models.USER_DISABLED)
     body = await while_held(
         client.post(UPDATE.format(b.id), admin, data=company_form(name="乙公司", mingpian_available_num=1)),
@@ -205,7 +205,7 @@ async def test_lowering_the_quota_waits_for_a_concurrent_enable(client, admin, b
 
 
 @pytest.mark.gen_test
-async def test_a_delete_waits_for_a_user_added_meanwhile(client, admin, make_company, settings):
+async def test_a_delete_waits_for_a_user_added_meanwhile(client, admin, make_company, settings, while_held):
     empty = make_company("空公司")
     body = await while_held(
         client.post(DELETE.format(empty.id), admin),

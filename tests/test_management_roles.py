@@ -7,7 +7,6 @@ import pytest
 import models
 from services import roles, users
 from tests.conftest import row_counts
-from tests.test_management_users import while_held
 
 LIST = "/zhugeleida/admin/role"
 ADD = "/zhugeleida/admin/role/add/0"
@@ -143,13 +142,13 @@ async def test_a_custom_role_acts_as_an_ordinary_user(client, admin, sales, comp
 
 
 @pytest.mark.gen_test
-async def test_an_add_waits_for_a_concurrent_add_of_the_same_name(client, admin):
+async def test_an_add_waits_for_a_concurrent_add_of_the_same_name(client, admin, while_held):
     body = await while_held(client.post(ADD, admin, data={"name": "客服"}), lambda: roles.add_role("客服"))
     assert body["code"] == 300 and names() == ["管理员", "普通用户", "客服"]
 
 
 @pytest.mark.gen_test
-async def test_a_delete_waits_for_a_user_given_the_role_meanwhile(client, admin, sales, company, settings):
+async def test_a_delete_waits_for_a_user_given_the_role_meanwhile(client, admin, sales, company, settings, while_held):
     def held_write():
         users.create_user(company.id, sales.id, "late", "晚到", "secret123", settings["auth"]["scrypt_n"])
 

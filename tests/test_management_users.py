@@ -1,6 +1,5 @@
 """Users management (issue 5): list, add/0, update/{id}, delete/{id} and update_status/{id}, for both roles
 and across two companies; each refusal leaves the database as it was."""
-import asyncio
 import re
 
 import pytest
@@ -230,20 +229,8 @@ async def test_adding_an_enabled_user_over_the_quota_is_303(client, w, make_user
     assert disabled["code"] == 200  # a disabled user takes no card
 
 
-async def while_held(request, held_write):
-    """Send `request` while another connection holds an open transaction that made `held_write()`; commit
-    it a moment later and return the answer. The request must wait for it (a lock), not decide from the
-    state before it (which would let both writes pass a check)."""
-    with models.write_transaction():
-        held_write()
-        pending = asyncio.ensure_future(request)
-        await asyncio.sleep(0.3)
-        assert not pending.done()
-    return await pending
-
-
 @pytest.mark.gen_test
-async def test_an_add_waits_for_a_concurrent_add_and_then_respects_the_quota(client, w, settings):
+async def test_an_add_waits_for_a_concurrent_add_and_then_respects_the_quota(client, w, settings, while_held):
     # company B has one card left; another administrator's add of an enabled user is not yet committed
     def held_write():
         users.create_user(w.b.id, 2, "first", "先到", "secret123", settings["auth"]["scrypt_n"])
@@ -254,7 +241,7 @@ async def test_an_add_waits_for_a_concurrent_add_and_then_respects_the_quota(cli
 
 
 @pytest.mark.gen_test
-async def test_an_add_waits_for_a_concurrent_add_of_the_same_login_name(client, w, settings):
+async def test_an_add_waits_for_a_concurrent_add_of_the_same_login_name(client, w, settings, while_held):
     def held_write():
         users.create_user(w.b.id, 2, "newbie", "先到", "secret123", settings["auth"]["scrypt_n"], status=2)
 
@@ -264,7 +251,7 @@ async def test_an_add_waits_for_a_concurrent_add_of_the_same_login_name(client, 
 
 
 @pytest.mark.gen_test
-async def test_enabling_waits_for_a_concurrent_enable(client, w, make_user):
+async def test_enabling_waits_for_a_concurrent_enable(client, w, make_user, while_held):
     first = make_user(w.b, login_name="off1", status=models.USER_DISABLED)
     second = make_user(w.b, login_name="off2", status=models.USER_DISABLED)
     body = await while_held(client.post(STATUS.format(second.id), w.admin, data={"status": 1}),
