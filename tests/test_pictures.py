@@ -293,7 +293,8 @@ async def test_empty_chunk_is_303(client, staff, storage):
 
 # ---- a client that goes away mid-chunk ----
 
-async def wait_for(predicate, timeout=5.0):
+async def wait_for(predicate, timeout=60.0):
+    """Waits until `predicate()` holds; the timeout only stops a test that would otherwise hang."""
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
