@@ -1,11 +1,13 @@
 """Login, logout, password change and the signature check (BEHAVIOR.md sections 1-2)."""
 import asyncio
+import datetime
 import hashlib
 import time
 
 import pytest
 
 import models
+from services import auth
 from tests.conftest import row_counts, signed_params
 
 LOGIN = "/zhugeleida/admin/login"
@@ -265,3 +267,66 @@ async def test_malformed_json_body_is_301(client, admin):
 async def test_every_response_has_a_request_id(client, admin):
     response = await client.http_client.fetch(client.base_url + "/nowhere", raise_error=False)
     assert len(response.headers["X-Request-Id"]) >= 8
+
+
+# ---- what the throttle, the unknown-name check and the replay record must keep doing ----
+
+async def fail_logins(client, settings, name="boss"):
+    for _ in range(settings["auth"]["login_max_failures"]):
+        assert (await client.post(LOGIN, data={"username": name, "password": "bad"}))["code"] == 401
+
+
+@pytest.mark.gen_test
+async def test_the_throttle_ends_with_its_window(client, admin, settings):
+    await fail_logins(client, settings)
+    assert "次数过多" in (await client.post(LOGIN, data={"username": "boss", "password": "secret123"}))["msg"]
+    # The window passes: the failures are moved back by its length (waiting 300 s would make a slow test).
+    window = datetime.timedelta(seconds=settings["auth"]["login_window_seconds"] + 1)
+    for row in models.LoginFailure.select():
+        models.LoginFailure.update(window_start=row.window_start - window).where(
+            models.LoginFailure.login_name == row.login_name).execute()
+    assert (await client.post(LOGIN, data={"username": "boss", "password": "secret123"}))["code"] == 200
+
+
+@pytest.mark.gen_test
+async def test_a_successful_login_forgets_the_failures_before_it(client, admin, settings):
+    below = settings["auth"]["login_max_failures"] - 1
+    for _ in range(2):
+        for _ in range(below):
+            assert (await client.post(LOGIN, data={"username": "boss", "password": "bad"}))["code"] == 401
+        assert (await client.post(LOGIN, data={"username": "boss", "password": "secret123"}))["code"] == 200
+
+
+@pytest.mark.gen_test
+async def test_an_unknown_name_costs_a_password_check_like_a_known_one(client, admin, settings, monkeypatch):
+    checked = []
+    original = auth.check_password
+    monkeypatch.setattr(auth, "check_password", lambda password, stored: checked.append(stored)
+                        or original(password, stored))
+    await client.post(LOGIN, data={"username": "boss", "password": "nope"})
+    await client.post(LOGIN, data={"username": "ghost", "password": "nope"})
+    n = settings["auth"]["scrypt_n"]
+    assert len(checked) == 2 and all(stored.startswith(f"scrypt${n}$") for stored in checked)
+
+
+@pytest.mark.gen_test
+async def test_pruning_forgets_only_signatures_older_than_the_window(client, admin, staff, settings):
+    fresh = signed_params(admin)
+    assert (await status_call(client, admin, staff, fresh))["code"] == 200
+    old = signed_params(admin)
+    assert (await status_call(client, admin, staff, old))["code"] == 200
+    long_ago = models.now() - datetime.timedelta(seconds=2 * settings["auth"]["max_skew_seconds"] + 60)
+    models.UsedSignature.update(seen_at=long_ago).where(
+        models.UsedSignature.timestamp == int(old["timestamp"])).execute()
+    assert auth.prune_used_signatures(settings) == 1
+    assert (await status_call(client, admin, staff, fresh))["code"] == 400  # still remembered: still refused
+    assert models.UsedSignature.select().count() == 1
+
+
+@pytest.mark.gen_test
+async def test_a_body_of_exactly_the_limit_is_read(client, admin, settings):
+    limit = settings["server"]["max_body_bytes"]
+    form = b"username=boss&password=bad&pad="
+    status, body = await client.request("POST", LOGIN, raw=form + b"x" * (limit - len(form)),
+                                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert (status, body["code"]) == (200, 401)

@@ -1,5 +1,6 @@
 """The envelope around every answer, the request log line, and faults reported with a request id."""
 import logging
+import re
 
 import pytest
 
@@ -43,6 +44,18 @@ async def test_client_request_id_is_kept(client, admin):
     response = await client.http_client.fetch(client.base_url + "/nowhere", headers={"X-Request-Id": "abc-123"},
                                               raise_error=False)
     assert response.headers["X-Request-Id"] == "abc-123"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("sent", ["a b", "x" * 65, "<script>", "id;rm", "caf\xe9"], ids=["space", "long", "markup",
+                                                                                   "semicolon", "non-ascii"])
+async def test_a_client_request_id_that_could_forge_a_log_line_is_replaced(client, admin, sent, caplog):
+    caplog.set_level(logging.INFO, logger="zgld.request")
+    response = await client.http_client.fetch(client.base_url + "/nowhere", headers={"X-Request-Id": sent},
+                                              raise_error=False)
+    replaced = response.headers["X-Request-Id"]
+    assert replaced != sent and re.fullmatch(r"[0-9a-f]{16}", replaced)
+    assert all(sent not in record.getMessage() for record in caplog.records)
 
 
 # ---- the form rules every endpoint shares ----

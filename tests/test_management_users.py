@@ -406,6 +406,15 @@ async def test_update_status_refusals_change_nothing(client, w, make_user):
 
 
 @pytest.mark.gen_test
+async def test_update_status_answers_the_new_status(client, w):
+    for status, text in ((2, "未启用"), (1, "启用")):
+        body = await client.post(STATUS.format(w.staff.id), w.admin, data={"status": status})
+        assert body == {"code": 200, "msg": "修改成功",
+                        "data": {"user_id": w.staff.id, "status": status, "status_text": text}}
+        assert reload(w.staff).status == status
+
+
+@pytest.mark.gen_test
 @pytest.mark.parametrize("how", ["update", "update_status"])
 async def test_a_disabled_users_token_stops_working_at_once(client, w, how):
     assert (await client.get(LIST, w.staff))["code"] == 200

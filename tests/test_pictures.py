@@ -19,6 +19,7 @@ from PIL import Image
 import models
 from server import start_background_jobs
 from services import chunk_stream, pictures
+from services.errors import FormInvalid
 from storage.base import thumbnail_url
 from tests.conftest import row_counts
 
@@ -694,3 +695,51 @@ async def test_start_up_removes_orphaned_picture_files_only(client, staff, stora
             job.stop()
     assert picture_files(storage) == sorted([kept, thumbnail_url(kept), storage.url_for(young.name)])
     assert console.exists()
+
+
+# ---- what the decoders and Pillow must refuse or reduce -------------------------------------------------
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+async def test_an_animated_picture_keeps_only_its_first_frame(client, staff, storage, fmt):
+    red, green, blue = (Image.new("RGB", (60, 40), color) for color in ("red", "green", "blue"))
+    original = encode(red, fmt, save_all=True, append_images=[green, blue], duration=100, loop=0)
+    assert Image.open(io.BytesIO(original)).n_frames == 3
+    _, status, body = await upload(client, staff, original, img_name=f"moving.{fmt.lower()}")
+    assert (status, body["code"]) == (200, 200), body
+    stored = Image.open(io.BytesIO(stored_image(storage, body["data"]["ret_data"]["picture_url"])))
+    assert stored.format == fmt and getattr(stored, "n_frames", 1) == 1
+    r, g, b = stored.convert("RGB").getpixel((0, 0))
+    assert r > 200 and g < 40 and b < 40  # the first frame's colour
+
+
+@pytest.mark.gen_test
+async def test_a_png_with_a_bad_checksum_is_refused(client, staff, storage):
+    png = bytearray(encode(noisy(64, 64), "PNG"))
+    idat = png.index(b"IDAT")
+    length = struct.unpack(">I", png[idat - 4:idat])[0]
+    png[idat + 4 + length] ^= 0xFF  # the first byte of IDAT's CRC: the pixels still decode
+    before = row_counts()
+    _, status, body = await upload(client, staff, bytes(png))
+    assert (status, body["code"], list(body["data"])) == (200, 303, ["img_data"])
+    assert row_counts() == before and picture_files(storage) == []
+
+
+@pytest.mark.parametrize("data", [b"ABCD", b"ABCDE", b"ABCDEF", bytes(range(256))], ids=["none", "=", "==", "long"])
+def test_base64_split_anywhere_gives_the_same_bytes_and_nothing_may_follow_the_padding(data):
+    """A client's pieces arrive cut wherever the network cut them: inside a group of four, between a
+    padding '=' and the next, or right after the padding."""
+    text = base64.b64encode(data)
+    for cut in range(len(text) + 1):
+        decoder = chunk_stream.Base64Decoder()
+        assert decoder.feed(text[:cut]) + decoder.feed(text[cut:]) + decoder.finish() == data, cut
+    if not text.endswith(b"="):
+        return
+    followed = text + b"QUJD"
+    for cut in range(len(text) - 2, len(followed) + 1):
+        decoder = chunk_stream.Base64Decoder()
+        with pytest.raises(FormInvalid) as refused:
+            decoder.feed(followed[:cut])
+            decoder.feed(followed[cut:])
+            decoder.finish()
+        assert refused.value.data == {"img_data": ["base64 文本在结尾的 = 之后还有内容"]}, cut

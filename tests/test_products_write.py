@@ -365,7 +365,7 @@ async def test_ids_that_name_nothing_are_302(client, cat, path, product_id):
 async def test_colleagues_share_personal_products_and_administrators_reach_everything(client, cat):
     personal = cat.product(cat.a, product_type=models.PRODUCT_PERSONAL, owner=cat.staff)
     body = await client.post(STATUS.format(personal.id), cat.colleague, data={"status": "2"})
-    assert body["code"] == 200
+    assert body["code"] == 200 and state(personal.id)[0][3] == models.PRODUCT_OFF_SHELF
     theirs = cat.product(cat.b, product_type=models.PRODUCT_COMPANY)
     body = await client.post(UPDATE.format(theirs.id), cat.admin, data=product_form(product_type=1, name="管理员改"))
     assert body == CHANGED and state(theirs.id)[0][0] == "管理员改"

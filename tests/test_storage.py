@@ -100,14 +100,55 @@ def test_aborted_chunk_leaves_nothing(storage):
         joined(storage, KEY, 1)
 
 
-def test_abort_during_a_write_from_another_thread(storage):
+def test_a_write_after_an_abort_is_dropped(storage):
     writer = storage.open_chunk(KEY, 0)
-    threads = [threading.Thread(target=writer.write, args=(b"x" * 100_000,)) for _ in range(4)]
-    for thread in threads:
-        thread.start()
+    writer.write(b"x" * 1000)
     writer.abort()
-    for thread in threads:
-        thread.join()
+    writer.write(b"late")  # a piece that was already on its way
+    assert writer.commit() is False
+    assert storage.staged_chunks(KEY) == {} and storage.open_uploads(KEY[0]) == set()
+
+
+class StalledFile:
+    """Stands in for a chunk's open file: write() stops half-way until the test lets it go on."""
+
+    def __init__(self, real):
+        self.real, self.writing, self.go_on = real, threading.Event(), threading.Event()
+
+    def write(self, data):
+        self.writing.set()
+        self.go_on.wait(10)
+        return self.real.write(data)
+
+    def close(self):
+        self.real.close()
+
+
+def test_the_local_writers_abort_waits_for_a_write_in_progress(settings):
+    """abort() comes from a connection-close callback while an executor thread writes: it must wait for that
+    write, not close the file under it (the writer would then fail, or write into a removed file)."""
+    settings["storage"]["backend"] = "local"
+    storage = make_storage(settings)
+    writer = storage.open_chunk(KEY, 0)
+    stalled = writer._file = StalledFile(writer._file)
+    errors = []
+
+    def write():
+        try:
+            writer.write(b"x" * 100_000)
+        except Exception as error:  # noqa: BLE001 - any failure of the write is what this test looks for
+            errors.append(error)
+
+    writing, aborting = threading.Thread(target=write), threading.Thread(target=writer.abort)
+    writing.start()
+    assert stalled.writing.wait(10)
+    aborting.start()
+    aborting.join(0.5)  # it cannot finish while the write holds the lock; without the lock it would by now
+    still_waiting = aborting.is_alive()
+    stalled.go_on.set()
+    writing.join()
+    aborting.join()
+    assert still_waiting and errors == []
     assert storage.staged_chunks(KEY) == {} and storage.open_uploads(KEY[0]) == set()
 
 
