@@ -1,11 +1,13 @@
 """The service as a newcomer runs it: `python server.py` on embedded defaults, its sub-commands, and a
 graceful stop on SIGTERM."""
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -79,10 +81,21 @@ def test_defaults_create_the_database_under_data_and_demo_logins_work(tmp_path, 
     assert body["code"] == 200 and body["data"]["role_id"] == 1
 
 
+def demo_contents(folder):
+    """Rows per table of the demo's database, and its picture files."""
+    with contextlib.closing(sqlite3.connect(folder / "data" / "zhugeleida.db")) as database:
+        tables = [name for (name,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        rows = {table: database.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0] for table in tables}
+    return rows, sorted(p.name for p in (folder / "statics").rglob("*") if p.is_file())
+
+
 def test_demo_twice_does_not_duplicate(tmp_path):
     assert run_cli(tmp_path, "demo").returncode == 0
+    first = demo_contents(tmp_path)
+    assert first[0]["user"] >= 3 and first[0]["product"] >= 12 and first[1]
     again = run_cli(tmp_path, "demo")
     assert again.returncode == 0, again.stderr
+    assert demo_contents(tmp_path) == first
 
 
 def test_create_admin_in_the_documented_form(tmp_path, start_server):
