@@ -68,6 +68,9 @@ class User(BaseModel):
     avatar = pw.CharField(max_length=255, default="")
     create_date = pw.DateTimeField(default=now)
     last_login_date = pw.DateTimeField(null=True)
+    # Set when an administrator resets the password: login says so (is_reset_password) until the user
+    # chooses their own with modify_password.
+    must_change_password = pw.BooleanField(default=False)
 
     @property
     def is_admin(self):

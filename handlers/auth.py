@@ -4,7 +4,14 @@ from services import auth
 from services.forms import Str, validate
 
 LOGIN_FORM = {"username": Str(max_length=64), "password": Str(max_length=128)}
-PASSWORD_FORM = {"old_password": Str(max_length=128), "new_password": Str(max_length=128, min_length=6)}
+
+
+def new_password(required=True):
+    """A password a user or an administrator chooses: 6 to 128 characters."""
+    return Str(required=required, max_length=128, min_length=6)
+
+
+PASSWORD_FORM = {"old_password": Str(max_length=128), "new_password": new_password()}
 
 
 def login_data(user, previous_login):
@@ -18,6 +25,7 @@ def login_data(user, previous_login):
         "role_name": user.role.name,
         "avatar": user.avatar,
         "last_login_date": previous_login,
+        "is_reset_password": user.must_change_password,
     }
 
 

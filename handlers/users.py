@@ -1,4 +1,5 @@
 """Users of a company: list (ordinary users see their own company), add, edit, delete, enable/disable."""
+from handlers.auth import new_password
 from handlers.base import ID, BaseHandler, api, path_id
 from handlers.management import AddHandler, DeleteHandler, ListHandler, UpdateHandler, management_routes
 from models import USER_DISABLED, USER_ENABLED
@@ -21,6 +22,7 @@ ADD_FORM = {
     "status": Int(required=False, default=USER_ENABLED, choices=STATUS.choices),
     "company_id": Int(required=False),  # administrators: the company to add to (default: their own)
 }
+RESET_FORM = {"new_password": new_password(required=False)}  # absent: a one-time password is generated
 UPDATE_FORM = {
     **PROFILE_FORM,
     "status": Int(required=False, choices=STATUS.choices),  # absent: unchanged
@@ -60,6 +62,15 @@ class UserDeleteHandler(DeleteHandler):
         await self.run(users.delete_user, self.current_user, user_id, self.settings["storage"])
 
 
+class UserResetPasswordHandler(BaseHandler):
+    async def post(self, user_id):
+        self.require_admin()
+        form = validate(RESET_FORM, self.args())
+        data = await self.run(users.reset_password, self.current_user, path_id(user_id), form["new_password"],
+                              self.config["auth"]["scrypt_n"])
+        self.reply(data, "重置密码成功")
+
+
 class UserStatusHandler(BaseHandler):
     async def post(self, user_id):
         self.require_admin()
@@ -71,4 +82,5 @@ class UserStatusHandler(BaseHandler):
 default_handlers = [
     *management_routes("user", UserListHandler, UserAddHandler, UserUpdateHandler, UserDeleteHandler),
     api(f"user/update_status/{ID}", UserStatusHandler),
+    api(f"user/reset_password/{ID}", UserResetPasswordHandler),
 ]

@@ -46,6 +46,15 @@ def new_token():
     return secrets.token_hex(16)
 
 
+# Easy to read out and type: no 0/O, 1/l/I.
+_ONE_TIME_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
+
+
+def one_time_password(length=12):
+    """A password an administrator hands to a user, who must replace it at the next login (71 bits)."""
+    return "".join(secrets.choice(_ONE_TIME_ALPHABET) for _ in range(length))
+
+
 def sign(timestamp, token):
     """The `rand_str` a client sends: MD5 of timestamp followed by token, lowercase hex."""
     return hashlib.md5(f"{timestamp}{token}".encode()).hexdigest()
@@ -125,7 +134,7 @@ def change_password(user, old_password, new_password, settings):
         raise invalid("old_password", "原密码错误")
     token = new_token()
     User.update(password_hash=hash_password(new_password, settings["auth"]["scrypt_n"]),
-                token=token).where(User.id == user.id).execute()
+                token=token, must_change_password=False).where(User.id == user.id).execute()
     return token
 
 
