@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint setup browser dist
+.PHONY: run demo test lint setup browser dist
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ browser:
 	fi
 
 run: setup
+	$(BIN)/python server.py
+
+# For a look around: the demo company (logins printed; admin / admin123), then the service on it.
+demo: setup
+	$(BIN)/python server.py demo
 	$(BIN)/python server.py
 
 test: setup browser

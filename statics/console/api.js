@@ -84,6 +84,13 @@
     return body;
   }
 
+  // modify_password answers a new token: every later call signs with it. The user chose their own
+  // password, so the console stops asking for one.
+  function passwordChanged(token) {
+    session = {...session, token, is_reset_password: false};
+    localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  }
+
   function forget() {
     session = null;
     localStorage.removeItem(SESSION_KEY);
@@ -136,7 +143,7 @@
   }
 
   global.Api = {
-    ApiError, get, post, login, logout, forget, uploadPicture,
+    ApiError, get, post, login, logout, forget, passwordChanged, uploadPicture,
     get session() { return session; },
     get isAdmin() { return !!session && Number(session.role_id) === 1; },
   };

@@ -27,6 +27,7 @@
     article_data: "产品介绍", status: "状态", login_name: "登录名", username: "姓名", password: "密码",
     role_id: "角色", position: "职位", phone: "电话", company_id: "公司", mingpian_available_num: "名片数量",
     expire_date: "到期日期", img_name: "文件名", img_data: "图片", chunk: "分片", chunk_num: "分片数", picture_type: "图片类型",
+    old_password: "当前密码", new_password: "新密码",
   };
 
   const app = document.getElementById("app");
@@ -163,6 +164,7 @@
 
   function render() {
     if (!Api.session) return loginView();
+    if (Api.session.is_reset_password) return newPasswordView();
     const [path, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
     let screen = SCREENS.find((s) => s.path === path && (!s.admin || Api.isAdmin));
     if (!screen) {
@@ -226,6 +228,34 @@
     error,
     h("button", {type: "submit", class: "primary"}, "登录"));
     app.replaceChildren(h("main", {id: "main", class: "login-page", "data-screen": "login", "data-view": "login"}, form));
+  }
+
+  // After an administrator reset the password, nothing else until the user has chosen their own.
+  function newPasswordView() {
+    const error = h("p", {class: "form-error", role: "alert"});
+    const form = h("form", {class: "card login", onsubmit: guard(async (event) => {
+      event.preventDefault();
+      const values = formValues(form);
+      error.textContent = "";
+      if (values.new_password !== values.repeated) {
+        error.textContent = "两次输入的新密码不一致";
+        return;
+      }
+      const body = await Api.post("modify_password", {old_password: values.old_password,
+        new_password: values.new_password});
+      Api.passwordChanged(body.data.token);
+      showOk("密码已修改");
+      go("#/dashboard");
+    })},
+    h("h1", {}, "请设置新密码"),
+    h("p", {}, "管理员重置了您的密码。继续使用前，请设置一个只有您自己知道的新密码。"),
+    field({name: "old_password", label: "当前密码", type: "password", required: true, autocomplete: "current-password"}),
+    field({name: "new_password", label: "新密码", type: "password", required: true, autocomplete: "new-password"}),
+    field({name: "repeated", label: "确认新密码", type: "password", required: true, autocomplete: "new-password"}),
+    error,
+    h("div", {class: "actions"}, button("退出", logout), h("button", {type: "submit", class: "primary"}, "保存")));
+    app.replaceChildren(h("main", {id: "main", class: "login-page", "data-screen": "password", "data-view": "password"},
+      form));
   }
 
   // ---- shared pieces: tables, paging, the company picker -----------------------------------------
@@ -600,9 +630,23 @@
             reload();
           }),
           button("编辑", () => edit(u, reload)),
+          u.id === Number(Api.session.user_id) ? null : button("重置密码", () => resetPassword(main, u)),
           button("删除", () => deleteRow("user", u.id, u.username, reload), "danger"))] : null,
       ].filter(Boolean),
     });
+  }
+
+  // A generated password is shown once, in a panel the administrator closes after passing it on.
+  async function resetPassword(main, user) {
+    if (!(await confirmAction(`重置“${user.username}”的密码？其已登录的设备需要重新登录。`))) return;
+    const body = await Api.post(`user/reset_password/${user.id}`);
+    showOk(`${body.msg}：${user.username}`);
+    showPanel(main, h("section", {class: "card panel one-time-password"},
+      h("h2", {}, `${user.username} 的新密码`),
+      h("p", {}, h("output", {class: "password", "aria-label": "新密码"}, body.data.new_password)),
+      h("p", {}, "请把它告知用户。它只显示这一次；用户登录后须立即设置自己的密码。"),
+      h("div", {class: "actions"}, h("button", {type: "button", class: "primary",
+        onclick: (event) => event.target.closest(".panel").remove()}, "知道了"))));
   }
 
   // Roles and companies: the same list-with-panel screen over different fields. changed() runs after every
