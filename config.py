@@ -79,6 +79,7 @@ RULES = {
     ("upload", "jpeg_quality"): (lambda v: 1 <= v <= 95, "a quality from 1 to 95"),
     ("upload", "orphan_grace_seconds"): (_non_negative, "zero or more seconds"),
     ("upload", "image_threads"): (_positive, "at least 1"),
+    ("accounts", "default_card_quota"): (_non_negative, "zero or more cards"),
     ("stats", "timezone"): (_valid_timezone, "an IANA time zone such as Asia/Shanghai"),
     ("stats", "recompute_days"): (_non_negative, "zero or more days"),
     ("stats", "rollup_delay_seconds"): (_non_negative, "zero or more seconds"),
