@@ -1,5 +1,6 @@
 """The one BaseHandler: request ids, the signature check, argument parsing, the {code,msg,data} envelope
 and the mapping of service errors to codes. Nothing area-specific lives here."""
+import datetime
 import logging
 import re
 import uuid
@@ -18,9 +19,18 @@ HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 _HEADER_NAMES = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
 
 
+def _json_default(value):
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, datetime.date):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
 def to_json(data):
-    """Encode a response body; datetimes as 'YYYY-MM-DD HH:MM:SS' like the seed."""
-    return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
+    """Encode a response body; datetimes as 'YYYY-MM-DD HH:MM:SS' and dates as 'YYYY-MM-DD' like the seed
+    (orjson would write ISO 8601 with a 'T' unless told to pass them through)."""
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 class BaseHandler(tornado.web.RequestHandler):
