@@ -6,6 +6,7 @@ import hashlib
 import io
 import itertools
 import json
+import re
 import time
 import urllib.parse
 
@@ -267,3 +268,245 @@ def test_other_form_fields_are_bounded():
     decoder.feed(b"img_name=a.jpg")
     with pytest.raises(FormInvalid):  # no img_data at all
         decoder.finish()
+
+
+# ---- login --------------------------------------------------------------------------------------------
+
+DATETIME = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
+
+
+async def old_login(client, username, password):
+    status, answer = await client.request("POST", BASE + "login", data={"username": username, "password": password})
+    assert answer["code"] == 200, answer
+    return answer["data"]
+
+
+@pytest.mark.gen_test
+async def test_login_answers_set_avatar_and_dates_in_the_one_format(client, staff):
+    models.User.update(avatar="statics/zhugeleida/imgs/avatar/1.jpg").where(models.User.id == staff.id).execute()
+    first = await old_login(client, "staff", "staff123")
+    assert first["set_avatar"] == first["avatar"] == "statics/zhugeleida/imgs/avatar/1.jpg"
+    second = await old_login(client, "staff", "staff123")
+    assert re.match(DATETIME, second["last_login_date"]), second["last_login_date"]
+
+
+# ---- users, roles, companies: the old forms and rows ------------------------------------------------------
+
+USER_ADD, USER_UPDATE, USER_LIST = BASE + "user/add/0", BASE + "user/update/{}", BASE + "user"
+COMPANY_ADD, COMPANY_UPDATE, COMPANY_LIST = BASE + "company/add/0", BASE + "company/update/{}", BASE + "company"
+ROLE_LIST = BASE + "role"
+
+
+def old_user_form(company, **fields):
+    return {"username": "wangwu", "password": "secret123", "role_id": 2, "company_id": company.id,
+            "position": "销售", "phone": "13800000000", "mingpian_phone": "010-88886666", **fields}
+
+
+async def user_row(client, admin, user_id):
+    rows = (await client.get(USER_LIST, admin, id=user_id))["data"]["ret_data"]
+    assert len(rows) == 1
+    return rows[0]
+
+
+@pytest.mark.gen_test
+async def test_old_user_form_adds_and_edits_users(client, admin, company):
+    added = await client.post(USER_ADD, admin, data=old_user_form(company))
+    assert added["code"] == 200, added
+    user_id = added["data"]["id"]
+    row = await user_row(client, admin, user_id)
+    assert (row["login_name"], row["company"], row["avatar"], row["mingpian_phone"]) == (
+        "wangwu", company.name, "", "010-88886666")
+    await old_login(client, "wangwu", "secret123")  # the name the old form gave is the login
+    changed = await client.post(USER_UPDATE.format(user_id), admin, data={
+        "username": "王五", "role_id": 2, "position": "经理", "phone": "13900000000", "mingpian_phone": "010-1"})
+    assert changed["code"] == 200, changed
+    row = await user_row(client, admin, user_id)
+    assert (row["login_name"], row["username"], row["mingpian_phone"]) == ("wangwu", "王五", "010-1")
+    # a form without mingpian_phone leaves it as it is
+    await client.post(USER_UPDATE.format(user_id), admin, data={"username": "王五", "role_id": 2})
+    assert (await user_row(client, admin, user_id))["mingpian_phone"] == "010-1"
+
+
+@pytest.mark.gen_test
+async def test_company_id_on_update_moves_the_user_within_the_card_quota(client, admin, staff, make_company,
+                                                                        make_user):
+    full = make_company("满额公司", quota=1)
+    make_user(full)
+    roomy = make_company("新公司", quota=5)
+    product = models.Product.create(company=staff.company_id, user=staff, product_type=models.PRODUCT_PERSONAL,
+                                    name="我的产品", price="1", reason="r")
+    form = {"username": staff.username, "role_id": 2}
+    refused = await client.post(USER_UPDATE.format(staff.id), admin, data={**form, "company_id": full.id})
+    assert (refused["code"], list(refused["data"])) == (303, ["status"])
+    assert models.User.get_by_id(staff.id).company_id == staff.company_id
+    moved = await client.post(USER_UPDATE.format(staff.id), admin, data={**form, "company_id": roomy.id})
+    assert moved["code"] == 200, moved
+    assert (await user_row(client, admin, staff.id))["company"] == "新公司"
+    assert models.Product.get_by_id(product.id).company_id == roomy.id  # their personal products go along
+    staff_session = await old_login(client, "staff", "staff123")
+    mine = await client.get(PRODUCT_LIST, (staff.id, staff_session["token"]), product_type=2)
+    assert [r["name"] for r in mine["data"]["ret_data"]] == ["我的产品"]
+
+
+@pytest.mark.gen_test
+async def test_old_company_form_adds_with_the_default_quota_and_keeps_the_secret(client, admin, settings):
+    secret = "s3cr3t-0123456789abcdef"
+    added = await client.post(COMPANY_ADD, admin, data={"name": "新公司", "corp_id": "ww12345",
+                                                        "tongxunlu_secret": secret})
+    assert added["code"] == 200, added
+    company = models.Company.get_by_id(added["data"]["id"])
+    assert (company.corp_id, company.tongxunlu_secret) == ("ww12345", secret)
+    assert company.mingpian_available_num == settings["accounts"]["default_card_quota"] == 10
+    rows = (await client.get(COMPANY_LIST, admin, id=company.id))["data"]["ret_data"]
+    assert rows[0]["company_id"] == company.id and rows[0]["corp_id"] == "ww12345"
+    assert secret not in json.dumps(rows, ensure_ascii=False) and rows[0]["tongxunlu_secret"].endswith("cdef")
+    models.Company.update(expire_date="2027-06-30", mingpian_available_num=7).where(
+        models.Company.id == company.id).execute()
+    # the old edit form: name and the 企业微信 settings only; the masked secret sent back changes nothing
+    changed = await client.post(COMPANY_UPDATE.format(company.id), admin, data={
+        "name": "新名字", "corp_id": "ww999", "tongxunlu_secret": rows[0]["tongxunlu_secret"]})
+    assert changed["code"] == 200, changed
+    company = models.Company.get_by_id(company.id)
+    assert (company.name, company.corp_id, company.tongxunlu_secret) == ("新名字", "ww999", secret)
+    assert (str(company.expire_date), company.mingpian_available_num) == ("2027-06-30", 7)
+
+
+@pytest.mark.gen_test
+async def test_role_and_company_rows_carry_their_old_id_keys(client, admin, company):
+    roles = (await client.get(ROLE_LIST, admin))["data"]["ret_data"]
+    assert all(r["role_id"] == r["id"] for r in roles) and {r["role_id"] for r in roles} >= {1, 2}
+    companies = (await client.get(COMPANY_LIST, admin))["data"]["ret_data"]
+    assert [(c["company_id"], c["id"]) for c in companies] == [(company.id, company.id)]
+
+
+# ---- the lists: length, filters, order ----------------------------------------------------------------
+
+@pytest.fixture
+def crowd(make_user, make_company, company):
+    """25 more users: in `company` with role 2 and in 分公司 with a role of their own."""
+    branch = make_company("分公司", quota=50)
+    seller = models.Role.create(name="销售")
+    users = [make_user(company, login_name=f"u{i:02}", username=f"员工{i:02}") for i in range(15)]
+    users += [make_user(branch, role=seller, login_name=f"b{i:02}", username=f"分员工{i:02}") for i in range(10)]
+    return users
+
+
+@pytest.mark.gen_test
+async def test_lists_page_ten_by_default_and_all_with_length_zero(client, admin, crowd, make_company,
+                                                                   monkeypatch):
+    for path in (USER_LIST, ROLE_LIST, COMPANY_LIST):
+        for i in range(12 if path == COMPANY_LIST else 0):
+            make_company(f"更多公司{i}")
+        for i in range(12 if path == ROLE_LIST else 0):
+            models.Role.create(name=f"更多角色{i}")
+        default = (await client.get(path, admin))["data"]
+        every = (await client.get(path, admin, length=0))["data"]
+        assert len(default["ret_data"]) == 10 < default["data_count"], path
+        assert len(every["ret_data"]) == every["data_count"] == default["data_count"], path
+    monkeypatch.setattr("services.listing.ALL_ROWS_LIMIT", 20)
+    too_many = await client.get(USER_LIST, admin, length=0)
+    assert (too_many["code"], list(too_many["data"])) == (303, ["length"]) and "26" in too_many["data"]["length"][0]
+
+
+@pytest.mark.gen_test
+async def test_old_filters_select_rows(client, admin, staff, crowd):
+    async def logins(path=USER_LIST, key="login_name", **filters):
+        body = await client.get(path, admin, length=0, **filters)
+        assert body["code"] == 200, body
+        return [r[key] for r in body["data"]["ret_data"]]
+
+    assert await logins(id=staff.id) == ["staff"]
+    assert await logins(role__name="销售", order="login_name") == [f"b{i:02}" for i in range(10)]
+    assert len(await logins(company__name="分公司")) == 10
+    assert await logins(company__name="分") == []  # exact names, as the old server matched them
+    models.User.update(create_date="2020-02-02 10:00:00").where(models.User.id == staff.id).execute()
+    assert await logins(create_date="2020-02-02") == ["staff"]
+    assert await logins(create_date="2020-02-02 10:00:00") == ["staff"]
+    assert await logins(create_date="2020-02-03") == []
+    assert await logins(ROLE_LIST, "name", id=2) == ["普通用户"]
+    assert (await logins(ROLE_LIST, "name", order="-id"))[-2:] == ["普通用户", "管理员"]
+
+
+@pytest.mark.gen_test
+async def test_order_sorts_by_allowed_fields_and_names_an_unknown_one(client, admin, crowd):
+    body = await client.get(USER_LIST, admin, length=0, order="username")
+    names = [r["username"] for r in body["data"]["ret_data"]]
+    assert names == sorted(names)
+    body = await client.get(USER_LIST, admin, length=0, order="-username")
+    assert [r["username"] for r in body["data"]["ret_data"]] == sorted(names, reverse=True)
+    body = await client.get(COMPANY_LIST, admin, order="name")
+    assert [r["name"] for r in body["data"]["ret_data"]] == sorted(r["name"] for r in body["data"]["ret_data"])
+    for path in (USER_LIST, ROLE_LIST, COMPANY_LIST):
+        for order in ("password_hash", "-token", "id,nope", "-"):
+            refused = await client.get(path, admin, order=order)
+            assert (refused["code"], list(refused["data"])) == (303, ["order"]), (path, order)
+    assert "password_hash" in (await client.get(USER_LIST, admin, order="password_hash"))["data"]["order"][0]
+
+
+@pytest.mark.parametrize("params", [{"id": "x"}, {"create_date": "2020-13-01"}, {"length": -1},
+                                    {"create_date": "yesterday"}])
+@pytest.mark.gen_test
+async def test_bad_old_filters_are_303_naming_them(client, admin, params):
+    body = await client.get(USER_LIST, admin, **params)
+    assert (body["code"], list(body["data"])) == (303, list(params))
+
+
+# ---- products: product_edit, the update text, status 3 on the 企业微信 side ---------------------------------
+
+QIYEWEIXIN_STATUS = "/zhugeleida/qiyeweixin/product/change_status/{}"
+
+
+def company_product(company, status=models.PRODUCT_ON_SHELF, **fields):
+    return models.Product.create(company=company, product_type=models.PRODUCT_COMPANY, name="产品", price="1",
+                                 reason="r", status=status, **fields)
+
+
+@pytest.mark.gen_test
+async def test_product_edit_answers_the_old_edit_forms_read(client, admin, company):
+    product = company_product(company)
+    cover = models.ProductPicture.create(company=company, product=product, url="statics/a.jpg", order=1)
+    models.ProductArticle.create(product=product, title="标题", order=1)
+    body = await client.get(BASE + "product/product_edit", admin, product_type=1, product_id=product.id)
+    assert body["code"] == 200, body
+    [row] = body["data"]["ret_data"]
+    assert set(row) == {"id", "name", "price", "reason", "status", "status_code", "publisher", "publisher_date",
+                        "create_date", "cover_picture", "article_data"}
+    assert row["id"] == product.id and row["publisher"] == company.name
+    assert row["cover_picture"] == [{"id": cover.id, "picture_url": "statics/a.jpg"}]
+    assert [a["title"] for a in row["article_data"]] == ["标题"]
+    assert re.match(DATETIME, row["create_date"])
+    bare = company_product(company)
+    assert (await client.get(BASE + "product/product_edit", admin, product_type=1, product_id=bare.id))[
+        "data"]["ret_data"][0]["cover_picture"] == ""
+    wrong_type = await client.get(BASE + "product/product_edit", admin, product_type=2, product_id=product.id)
+    assert wrong_type["code"] == 302
+
+
+@pytest.mark.gen_test
+async def test_product_update_answers_the_documents_text(client, admin, company):
+    product = company_product(company)
+    body = await client.post(BASE + f"product/update/{product.id}", admin, data={
+        "product_type": 1, "name": "新名", "price": "2", "reason": "r", "cover_picture_id": "[]"})
+    assert (body["code"], body["msg"]) == (200, "添加成功")
+
+
+@pytest.mark.gen_test
+async def test_qiyeweixin_status_3_follows_the_old_rules(client, admin, staff, company):
+    async def set_status(user, product, status, path=QIYEWEIXIN_STATUS):
+        body = await client.post(path.format(product.id), user, data={"status": status})
+        return body["code"], models.Product.get_by_id(product.id).status
+
+    shelf = company_product(company)
+    assert await set_status(staff, shelf, 3) == (200, 3)  # any user of the company recommends
+    assert await set_status(staff, shelf, 1) == (200, 1)  # and takes it back
+    assert await set_status(staff, shelf, 2) == (404, 1)  # off the shelf: administrators only
+    off = company_product(company, status=models.PRODUCT_OFF_SHELF)
+    assert await set_status(staff, off, 3) == (404, 2)
+    assert await set_status(staff, off, 1) == (404, 2)
+    assert await set_status(admin, off, 3) == (200, 3)
+    mine = models.Product.create(company=company, user=staff, product_type=models.PRODUCT_PERSONAL, name="个人",
+                                 price="1", reason="r")
+    for status in (3, 2, 1):
+        assert await set_status(staff, mine, status) == (200, status)
+    # the admin path keeps the document's 1 | 2
+    assert await set_status(admin, shelf, 3, BASE + "product/change_status/{}") == (303, 1)
