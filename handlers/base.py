@@ -58,10 +58,10 @@ class BaseHandler(tornado.web.RequestHandler):
     def allow_origin(self):
         """Let an allowed Origin read this answer, whatever it is (errors, 404s and 413s too); any other
         Origin gets no CORS header. Safe to allow any: signatures travel in the query, never in cookies."""
+        self.set_header("Vary", "Origin")  # so no cache hands one origin's answer to another
         origin = self.request.headers.get("Origin")
         if not origin:
             return
-        self.set_header("Vary", "Origin")
         allowed = self.settings["config"]["server"]["cors_origins"].split()
         if allowed == ["*"] or origin in allowed:
             self.set_header("Access-Control-Allow-Origin", origin)
