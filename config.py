@@ -4,6 +4,7 @@ Every setting must exist in the embedded config.yaml, which gives its default an
 else, or a value of the wrong type or out of range, stops the service with a ConfigError naming it.
 """
 import os
+import re
 import sys
 import zoneinfo
 from pathlib import Path
@@ -42,6 +43,13 @@ def _valid_timezone(value):
     return True
 
 
+def _origins(value):
+    """'*' or origins separated by spaces: scheme://host[:port], nothing after it."""
+    origins = value.split()
+    return origins == ["*"] or bool(origins) and all(
+        re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin) for origin in origins)
+
+
 def _database_url(value):
     return value.startswith(("sqlite://", "postgresql://", "postgres://"))
 
@@ -53,6 +61,7 @@ RULES = {
     ("server", "max_body_bytes"): (_positive, "a positive number of bytes"),
     ("server", "worker_threads"): (_positive, "at least 1"),
     ("server", "shutdown_grace_seconds"): (_non_negative, "zero or more seconds"),
+    ("server", "cors_origins"): (_origins, '"*" or origins such as https://admin.example.com, separated by spaces'),
     ("database", "url"): (_database_url, "a sqlite:/// or postgresql:// URL"),
     ("database", "busy_timeout_ms"): (_non_negative, "zero or more milliseconds"),
     ("auth", "max_skew_seconds"): (_positive, "a positive number of seconds"),
@@ -70,6 +79,7 @@ RULES = {
     ("upload", "jpeg_quality"): (lambda v: 1 <= v <= 95, "a quality from 1 to 95"),
     ("upload", "orphan_grace_seconds"): (_non_negative, "zero or more seconds"),
     ("upload", "image_threads"): (_positive, "at least 1"),
+    ("accounts", "default_card_quota"): (_non_negative, "zero or more cards"),
     ("stats", "timezone"): (_valid_timezone, "an IANA time zone such as Asia/Shanghai"),
     ("stats", "recompute_days"): (_non_negative, "zero or more days"),
     ("stats", "rollup_delay_seconds"): (_non_negative, "zero or more seconds"),

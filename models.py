@@ -48,6 +48,8 @@ class Company(BaseModel):
     mingpian_available_num = pw.IntegerField(default=0)  # card quota: enabled users allowed
     expire_date = pw.DateField(null=True)
     create_date = pw.DateTimeField(default=now)
+    corp_id = pw.CharField(max_length=128, default="")  # 企业微信 corp id, kept from the old admin form
+    tongxunlu_secret = pw.CharField(max_length=255, default="")  # 企业微信 contacts secret: never answered in full
 
 
 class Role(BaseModel):
@@ -68,6 +70,7 @@ class User(BaseModel):
     avatar = pw.CharField(max_length=255, default="")
     create_date = pw.DateTimeField(default=now)
     last_login_date = pw.DateTimeField(null=True)
+    mingpian_phone = pw.CharField(max_length=32, default="")  # the phone printed on the card (old admin form)
     # Set when an administrator resets the password: login says so (is_reset_password) until the user
     # chooses their own with modify_password.
     must_change_password = pw.BooleanField(default=False)

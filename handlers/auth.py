@@ -24,6 +24,7 @@ def login_data(user, previous_login):
         "role_id": user.role_id,
         "role_name": user.role.name,
         "avatar": user.avatar,
+        "set_avatar": user.avatar,  # the old server's key for the same URL
         "last_login_date": previous_login,
         "is_reset_password": user.must_change_password,
     }

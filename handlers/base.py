@@ -1,5 +1,6 @@
 """The one BaseHandler: request ids, the signature check, argument parsing, the {code,msg,data} envelope
 and the mapping of service errors to codes. Nothing area-specific lives here."""
+import datetime
 import logging
 import re
 import uuid
@@ -15,11 +16,21 @@ log = logging.getLogger("zgld.request")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+_HEADER_NAMES = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
+
+
+def _json_default(value):
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, datetime.date):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
 
 
 def to_json(data):
-    """Encode a response body; datetimes as 'YYYY-MM-DD HH:MM:SS' like the seed."""
-    return orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
+    """Encode a response body; datetimes as 'YYYY-MM-DD HH:MM:SS' and dates as 'YYYY-MM-DD' like the seed
+    (orjson would write ISO 8601 with a 'T' unless told to pass them through)."""
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -40,6 +51,32 @@ class BaseHandler(tornado.web.RequestHandler):
     def set_default_headers(self):
         self.set_header("X-Request-Id", self.request_id)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.allow_origin()
+
+    # ---- CORS: the old admin web app is a single-page app served from its own host ----
+
+    def allow_origin(self):
+        """Let an allowed Origin read this answer, whatever it is (errors, 404s and 413s too); any other
+        Origin gets no CORS header. Safe to allow any: signatures travel in the query, never in cookies."""
+        self.set_header("Vary", "Origin")  # so no cache hands one origin's answer to another
+        origin = self.request.headers.get("Origin")
+        if not origin:
+            return
+        allowed = self.settings["config"]["server"]["cors_origins"].split()
+        if allowed == ["*"] or origin in allowed:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Expose-Headers", "X-Request-Id")
+
+    def preflight(self):
+        """A browser's OPTIONS before a cross-origin call: answered without a signature, nothing done."""
+        self.set_status(204)
+        if self._headers.get("Access-Control-Allow-Origin"):
+            self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+            requested = self.request.headers.get("Access-Control-Request-Headers", "")
+            if _HEADER_NAMES.match(requested):
+                self.set_header("Access-Control-Allow-Headers", requested)
+            self.set_header("Access-Control-Max-Age", "600")
+        self.finish()
 
     # ---- requests in flight, so a graceful stop can wait for them ----
 
@@ -99,6 +136,8 @@ class BaseHandler(tornado.web.RequestHandler):
                                                                         method.lower(), None)
 
     async def prepare(self):
+        if self.request.method == "OPTIONS":
+            return self.preflight()
         if not self._implements(self.request.method):
             raise BadMethod()
         if self.signed:

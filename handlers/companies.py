@@ -7,6 +7,9 @@ COMPANY_FORM = {
     "name": Str(max_length=128),
     "mingpian_available_num": Int(min=0),
     "expire_date": Date(required=False),  # blank: no expiry date
+    # the old admin form's 企业微信 settings (and it sends no quota: accounts.default_card_quota then)
+    "corp_id": Str(required=False, default="", max_length=128),
+    "tongxunlu_secret": Str(required=False, default="", max_length=255),
 }
 
 
@@ -18,14 +21,20 @@ class CompanyListHandler(ListHandler):
 
 
 class CompanyAddHandler(AddHandler):
-    form = COMPANY_FORM
+    @property
+    def form(self):
+        quota = self.config["accounts"]["default_card_quota"]
+        return {**COMPANY_FORM, "mingpian_available_num": Int(required=False, default=quota, min=0)}
 
     async def add(self, form):
         return await self.run(companies.add_company, form)
 
 
 class CompanyUpdateHandler(UpdateHandler):
-    form = COMPANY_FORM
+    # blank or absent: unchanged (the old form sends no quota, and no secret unless it is being replaced)
+    form = {**COMPANY_FORM, "mingpian_available_num": Int(required=False, min=0),
+            "corp_id": Str(required=False, max_length=128), "tongxunlu_secret": Str(required=False, max_length=255)}
+    keep_if_absent = ("expire_date",)
 
     async def update(self, company_id, form):
         await self.run(companies.update_company, company_id, form)

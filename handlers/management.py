@@ -5,7 +5,7 @@ An area subclasses these, names its forms and makes its one service call in `row
 `remove`; checking the role, validating, parsing the path id and the reply happen here."""
 from handlers.base import ID, BaseHandler, api, path_id
 from services.forms import validate
-from services.listing import PAGE_FORM
+from services.listing import MANAGEMENT_FORM
 
 
 class ListHandler(BaseHandler):
@@ -15,7 +15,7 @@ class ListHandler(BaseHandler):
     async def get(self):
         if self.admin_only:
             self.require_admin()
-        self.reply(await self.rows(validate({**PAGE_FORM, **self.filters}, self.args())))
+        self.reply(await self.rows(validate({**MANAGEMENT_FORM, **self.filters}, self.args())))
 
     async def rows(self, form):
         raise NotImplementedError
@@ -34,11 +34,14 @@ class AddHandler(BaseHandler):
 
 class UpdateHandler(BaseHandler):
     form = {}
+    keep_if_absent = ()  # fields left as they are when the request does not send them (the old forms do not)
 
     async def post(self, object_id):
         self.require_admin()
         object_id = path_id(object_id)
-        await self.update(object_id, validate(self.form, self.args()))
+        args = self.args()
+        form = validate(self.form, args)
+        await self.update(object_id, {k: v for k, v in form.items() if k in args or k not in self.keep_if_absent})
         self.reply({}, "修改成功")
 
     async def update(self, object_id, form):

@@ -1,7 +1,9 @@
 """Chunked picture upload (add_picture, upload_complete) and the finished pictures under /statics/.
 
 Both upload calls reuse one timestamp, the upload's id, for every chunk and the completion: they are
-idempotent, so exempt from the once-only signature rule, and may be as old as the upload expiry.
+idempotent, so exempt from the once-only signature rule, and may be as old as the upload expiry. That
+holds only when the signing timestamp is the upload's id; old clients sign each call afresh and send the
+upload's id in the body (pictures.upload_params), which makes it an ordinary signed call.
 """
 import asyncio
 
@@ -10,12 +12,14 @@ import tornado.web
 from handlers.base import BaseHandler, api
 from handlers.console import ConsoleFileHandler
 from services import pictures
+from services.errors import ServiceError
 
 PICTURE_CACHE_SECONDS = 365 * 24 * 3600
 
 
 class UploadHandler(BaseHandler):
     def auth_options(self):
+        """The upload calls' rule; add_picture cannot read its body yet, and settles it in finish()."""
         return {"max_age_seconds": self.config["upload"]["expire_seconds"], "once": False}
 
     @property
@@ -33,9 +37,12 @@ class AddPictureHandler(UploadHandler):
 
     async def prepare(self):
         await super().prepare()
+        if self._finished:  # a CORS preflight
+            return
         headers = self.request.headers
         self.upload = await self.run(pictures.begin_chunk, self.storage, self.config, self.current_user,
-                                     self.query(), headers.get("Content-Type", ""), headers.get("Content-Length"))
+                                     self.query(), self.request.path, headers.get("Content-Type", ""),
+                                     headers.get("Content-Length"))
         if self.disconnected:  # the client left while the chunk was being opened
             await self.run(self.upload.abort)
             return
@@ -60,9 +67,16 @@ class AddPictureHandler(UploadHandler):
 
 
 class UploadCompleteHandler(UploadHandler):
+    def auth_options(self):
+        try:
+            params = self.args()
+        except ServiceError:  # a bad body: the ordinary rule, and post() answers what is wrong
+            return {}
+        return super().auth_options() if pictures.signed_with_upload_id(self.query(), params) else {}
+
     async def post(self):
         data = await self.run(pictures.complete_upload, self.storage, self.config, self.current_user, self.args())
-        self.reply({"ret_data": data}, "添加图片成功")
+        self.reply(data, "添加图片成功")
 
 
 class PictureFileHandler(ConsoleFileHandler):

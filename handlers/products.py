@@ -1,6 +1,6 @@
 """The product catalogue (seed 2.1-2.5)."""
 from handlers.base import ID, BaseHandler, api, path_id
-from models import PRODUCT_COMPANY, PRODUCT_OFF_SHELF, PRODUCT_ON_SHELF, PRODUCT_PERSONAL
+from models import PRODUCT_COMPANY, PRODUCT_OFF_SHELF, PRODUCT_ON_SHELF, PRODUCT_PERSONAL, PRODUCT_RECOMMENDED
 from services import products
 from services.forms import Int, JsonList, Str, validate
 from services.listing import PAGE_FORM
@@ -16,6 +16,7 @@ LIST_FORM = {
     **PAGE_FORM,
 }
 SINGLE_FORM = {"product_id": Int()}
+EDIT_FORM = {"product_type": PRODUCT_TYPE, "product_id": Int()}
 PRODUCT_FORM = {
     "product_type": PRODUCT_TYPE,
     "name": Str(max_length=128),
@@ -26,6 +27,8 @@ PRODUCT_FORM = {
 }
 ADD_FORM = {**PRODUCT_FORM, "company_id": Int(required=False)}
 STATUS_FORM = {"status": Int(choices=SHELF_STATUS)}
+# the 企业微信 side also sets 3 (推荐), as the old one did (who may: products.set_status)
+QIYEWEIXIN_STATUS_FORM = {"status": Int(choices=(*SHELF_STATUS, PRODUCT_RECOMMENDED))}
 
 
 class ProductListHandler(BaseHandler):
@@ -40,6 +43,14 @@ class ProductSingleHandler(BaseHandler):
         self.reply(await self.run(products.get_product, self.current_user, form["product_id"]))
 
 
+class ProductEditHandler(BaseHandler):
+    """The old edit form's read of one product."""
+
+    async def get(self):
+        form = validate(EDIT_FORM, self.args())
+        self.reply(await self.run(products.get_product_for_edit, self.current_user, **form))
+
+
 class ProductAddHandler(BaseHandler):
     async def post(self):
         form = validate(ADD_FORM, self.args())
@@ -52,7 +63,7 @@ class ProductUpdateHandler(BaseHandler):
         product_id = path_id(product_id)
         form = validate(PRODUCT_FORM, self.args())
         await self.run(products.update_product, self.current_user, product_id, form, self.settings["storage"])
-        self.reply({}, "修改成功")
+        self.reply({}, "添加成功")  # sic: the seed's text, which existing clients compare against
 
 
 class ProductDeleteHandler(BaseHandler):
@@ -62,19 +73,28 @@ class ProductDeleteHandler(BaseHandler):
 
 
 class ProductStatusHandler(BaseHandler):
+    form = STATUS_FORM
+    qiyeweixin = False
+
     async def post(self, product_id):
         product_id = path_id(product_id)
-        form = validate(STATUS_FORM, self.args())
-        data = await self.run(products.set_status, self.current_user, product_id, form["status"])
+        form = validate(self.form, self.args())
+        data = await self.run(products.set_status, self.current_user, product_id, form["status"], self.qiyeweixin)
         self.reply(data, products.STATUS_CHANGED_MSG[form["status"]])
+
+
+class QiyeweixinStatusHandler(ProductStatusHandler):
+    form = QIYEWEIXIN_STATUS_FORM
+    qiyeweixin = True
 
 
 default_handlers = [
     api("product/product_list", ProductListHandler),
     api("product/product_single", ProductSingleHandler),
+    api("product/product_edit", ProductEditHandler),
     api("product/add/0", ProductAddHandler),
     api(f"product/update/{ID}", ProductUpdateHandler),
     api(f"product/delete/{ID}", ProductDeleteHandler),
     api(f"product/change_status/{ID}", ProductStatusHandler),
-    api(f"product/change_status/{ID}", ProductStatusHandler, area="qiyeweixin"),
+    api(f"product/change_status/{ID}", QiyeweixinStatusHandler, area="qiyeweixin"),
 ]

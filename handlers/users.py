@@ -10,11 +10,13 @@ STATUS = Int(choices=(USER_ENABLED, USER_DISABLED))
 STATUS_FORM = {"status": STATUS}
 
 PROFILE_FORM = {
-    "login_name": Str(max_length=64),
+    # the old form has no login name: 成员姓名 (username) was the login too
+    "login_name": Str(required=False, max_length=64),  # blank: the username on add, unchanged on update
     "username": Str(max_length=64),
     "role_id": Int(),
     "position": Str(required=False, default="", max_length=64),
     "phone": Str(required=False, default="", max_length=32),
+    "mingpian_phone": Str(required=False, default="", max_length=32),
 }
 ADD_FORM = {
     **PROFILE_FORM,
@@ -26,6 +28,7 @@ RESET_FORM = {"new_password": new_password(required=False)}  # absent: a one-tim
 UPDATE_FORM = {
     **PROFILE_FORM,
     "status": Int(required=False, choices=STATUS.choices),  # absent: unchanged
+    "company_id": Int(required=False),  # moves the user (and their personal products); absent: unchanged
 }
 
 
@@ -37,6 +40,8 @@ class UserListHandler(ListHandler):
         "status": Int(required=False, choices=STATUS.choices),
         "position": Str(required=False, max_length=64),
         "company_id": Int(required=False),  # administrators only; others always see their own company
+        "role__name": Str(required=False, max_length=64),  # the old server's exact-name filters
+        "company__name": Str(required=False, max_length=128),
     }
 
     async def rows(self, form):
@@ -52,6 +57,7 @@ class UserAddHandler(AddHandler):
 
 class UserUpdateHandler(UpdateHandler):
     form = UPDATE_FORM
+    keep_if_absent = ("mingpian_phone",)
 
     async def update(self, user_id, form):
         await self.run(users.update_user, self.current_user, user_id, form)

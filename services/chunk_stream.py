@@ -5,14 +5,16 @@ bytes (or one multipart header block) between calls, so memory stays bounded wha
 finish() returns what is left and checks the body was complete. Bad input raises a 303 for `img_data`.
 
 Bodies: raw bytes (application/octet-stream or any other type); base64 text in the form field `img_data`,
-urlencoded or multipart (a multipart `img_data` part with a filename carries raw bytes).
+urlencoded or multipart (a multipart `img_data` part with a filename carries raw bytes). A form's other
+fields (old clients send `img_name`, `timestamp`, `chunk` there, before or after `img_data`) are kept in
+`fields`, text by name (the last of a repeated name), at most FORM_OVERHEAD bytes of them in all.
 """
 import binascii
 import email.message
 import math
 import urllib.parse
 
-from services.errors import invalid
+from services.errors import TooLarge, invalid
 
 FIELD = "img_data"
 FORM_OVERHEAD = 64 * 1024  # room for other small form fields and multipart headers
@@ -24,7 +26,34 @@ def bad_data(message):
     return invalid(FIELD, message)
 
 
+class FormFields:
+    """The small fields of a form body beside img_data, gathered piece by piece within a byte budget."""
+
+    def __init__(self):
+        self._values = {}
+        self._bytes = 0
+
+    def start(self, name):
+        self._count(len(name))
+        self._values[name] = bytearray()  # a repeated name: the last one counts, as in a query string
+        self._current = self._values[name]
+
+    def _count(self, size):
+        self._bytes += size
+        if self._bytes > FORM_OVERHEAD:
+            raise TooLarge(f"img_data 以外的表单字段超过 {FORM_OVERHEAD} 字节")
+
+    def add(self, piece):
+        self._count(len(piece))
+        self._current += piece
+
+    def text(self, decode):
+        return {name: decode(bytes(value)) for name, value in self._values.items()}
+
+
 class RawDecoder:
+    fields = None  # a raw body carries no fields: they are all in the query
+
     def feed(self, data):
         return data
 
@@ -103,6 +132,7 @@ class UrlencodedDecoder:
         self._is_target = False
         self._found = False
         self._escape = b""  # the start of a %XX split across two pieces
+        self._others = FormFields()
 
     def feed(self, data):
         out = []
@@ -115,6 +145,8 @@ class UrlencodedDecoder:
             stop = len(data) if end < 0 else end
             if self._is_target:
                 out.append(self._inner.feed(self._unquote(data[position:stop])))
+            else:
+                self._others.add(data[position:stop])
             if end < 0:
                 break
             self._end_value()
@@ -129,12 +161,14 @@ class UrlencodedDecoder:
             raise bad_data("表单字段名过长")
         if end == len(data):
             return end
+        name = urllib.parse.unquote_plus(self._key.decode("latin-1"))
         if data[end:end + 1] == b"=":
-            name = urllib.parse.unquote_plus(self._key.decode("latin-1"))
             if name == FIELD and self._found:
                 raise bad_data("img_data 只能有一个")
             self._in_value, self._is_target = True, name == FIELD
             self._found = self._found or self._is_target
+        if not self._is_target:
+            self._others.start(name)
         self._key = b""
         return end + 1
 
@@ -156,6 +190,11 @@ class UrlencodedDecoder:
         # the three escapes base64 needs, as clients write them; anything else takes the general path
         fast = piece.replace(b"%2B", b"+").replace(b"%2F", b"/").replace(b"%3D", b"=")
         return fast if b"%" not in fast else urllib.parse.unquote_to_bytes(piece)
+
+    @property
+    def fields(self):
+        return self._others.text(lambda value: urllib.parse.unquote_to_bytes(value.replace(b"+", b" "))
+                                 .decode("utf-8", "replace"))
 
     def finish(self):
         if self._in_value:
@@ -181,6 +220,12 @@ class MultipartDecoder:
         self._state = "preamble"
         self._inner = None
         self._found = False
+        self._others = FormFields()
+        self._other_part = False
+
+    @property
+    def fields(self):
+        return self._others.text(lambda value: value.decode("utf-8", "replace"))
 
     def feed(self, data):
         self._buffer += data
@@ -230,6 +275,10 @@ class MultipartDecoder:
         self._found = self._found or is_target
         has_filename = message.get_param("filename", header="content-disposition") is not None
         self._inner = (RawDecoder() if has_filename else Base64Decoder()) if is_target else None
+        name = message.get_param("name", header="content-disposition")
+        self._other_part = not is_target and not has_filename and isinstance(name, str)
+        if self._other_part:
+            self._others.start(name)
         self._state = "content"
         return b""
 
@@ -241,6 +290,8 @@ class MultipartDecoder:
         piece = bytes(self._buffer[:keep])
         del self._buffer[:keep]
         out = self._inner.feed(piece) if self._inner else b""
+        if self._other_part:
+            self._others.add(piece)
         if found >= 0:
             del self._buffer[:len(self._delimiter)]
             if self._inner:

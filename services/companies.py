@@ -5,7 +5,7 @@ from peewee import fn
 
 from models import Company, Product, ProductPicture, User, db, locked, write_transaction
 from services.errors import HasChildren, NameExists, invalid
-from services.listing import format_date, format_datetime, page
+from services.listing import format_date, format_datetime, old_filters, page
 from services.products import delete_files, delete_product_rows
 from services.records import check_name_free, integrity_error_as, locked_row
 from services.users import enabled_count
@@ -24,15 +24,27 @@ def get_or_create_company(name, quota=10, valid_days=365):
     return company
 
 
+def masked(secret):
+    """Enough of a secret to tell which one is stored, never the whole of it."""
+    return "******" + secret[-4:] if len(secret) >= 12 else "******" if secret else ""
+
+
 def _row(company):
     return {
         "id": company.id,
+        "company_id": company.id,
         "name": company.name,
+        "corp_id": company.corp_id,
+        "tongxunlu_secret": masked(company.tongxunlu_secret),
         "mingpian_available_num": company.mingpian_available_num,
         "expire_date": format_date(company.expire_date),
         "create_date": format_datetime(company.create_date),
         "user_count": company.user_count,
     }
+
+
+ORDER_FIELDS = {"id": Company.id, "name": Company.name, "create_date": Company.create_date,
+                "mingpian_available_num": Company.mingpian_available_num, "expire_date": Company.expire_date}
 
 
 def list_companies(form):
@@ -41,11 +53,11 @@ def list_companies(form):
     query = Company.select(Company, user_count.alias("user_count")).order_by(Company.id.desc())
     if form["name"]:
         query = query.where(Company.name.contains(form["name"]))
-    return page(query, form, _row)
+    return page(old_filters(query, Company, form, ORDER_FIELDS), form, _row)
 
 
 def add_company(form):
-    """`form`: name, mingpian_available_num, expire_date."""
+    """`form`: name, mingpian_available_num, expire_date, corp_id, tongxunlu_secret."""
     with integrity_error_as(NameExists(NAME_TAKEN)), write_transaction():
         check_name_free(Company.name, form["name"], NAME_TAKEN)
         company = Company.create(**form)
@@ -53,14 +65,18 @@ def add_company(form):
 
 
 def update_company(company_id, form):
-    """Rename, change the quota (never below the users already enabled) or the expiry date."""
+    """Rename, change the quota (never below the users already enabled), the expiry date or the 企业微信
+    settings; fields the form leaves out stay as they are."""
     with integrity_error_as(NameExists(NAME_TAKEN)), write_transaction():
-        locked_row(Company, company_id)  # the lock check_quota takes, so no enable slips past the new quota
+        company = locked_row(Company, company_id)  # the lock check_quota takes: no enable slips past a new quota
         check_name_free(Company.name, form["name"], NAME_TAKEN, exclude_id=company_id)
+        changes = {k: v for k, v in form.items() if v is not None or k == "expire_date"}
+        if changes.get("tongxunlu_secret") == masked(company.tongxunlu_secret):
+            del changes["tongxunlu_secret"]  # the masked value a client read and sent back
         enabled = enabled_count(company_id)
-        if form["mingpian_available_num"] < enabled:
+        if changes.get("mingpian_available_num", enabled) < enabled:
             raise invalid("mingpian_available_num", f"名片数量不能少于已启用的用户数 {enabled}")
-        Company.update(**form).where(Company.id == company_id).execute()
+        Company.update(changes).where(Company.id == company_id).execute()
 
 
 def _delete_owned_rows(company_id):

@@ -10,13 +10,14 @@ import datetime
 import hashlib
 import logging
 import secrets
+import threading
 import time
 import unicodedata
 
 import peewee as pw
 
 from models import ProductPicture, db
-from services import chunk_stream, images
+from services import auth, chunk_stream, images
 from services.errors import FormInvalid, NotFound, TooLarge, invalid
 from services.forms import Int, Str, validate
 from storage.base import MissingChunk, UploadNotFound, UploadTooLarge, thumbnail_url
@@ -25,6 +26,7 @@ log = logging.getLogger("zgld.pictures")
 
 MAX_NAME_LENGTH = 200
 FLUSH_BYTES = 1024 * 1024  # decoded bytes gathered on the loop (as the pieces received) per write
+COPY_BYTES = 1024 * 1024  # a scratch chunk is copied into place this much at a time
 
 
 # ---- arguments ----------------------------------------------------------------------------------------
@@ -54,30 +56,93 @@ def _clean(schema, params):
     return validate(schema, params)
 
 
+# ---- the upload's fields: one rule for both calls ------------------------------------------------------
+
+def upload_params(query, body_fields):
+    """The upload's fields, from the query or the body (the body's win). Old clients send them in the body
+    and sign each call afresh, so the upload's id is the body's `timestamp` when the body gives one, else
+    the query's (the document's clients, whose signing timestamp doubles as the upload's id)."""
+    return {**query, **body_fields}
+
+
+def signed_with_upload_id(query, params):
+    """Whether the signing timestamp is the upload's id: only then may the call reuse its signature and be
+    as old as the upload expiry; a freshly signed call is an ordinary signed call."""
+    return str(params.get("timestamp", "")).strip() == query.get("timestamp", "")
+
+
 # ---- receiving a chunk --------------------------------------------------------------------------------
+
+class ScratchChunk:
+    """Where a chunk goes while its upload is not known yet (its fields come after img_data in the body):
+    an anonymous temporary file, copied into the staged chunk once the body has named the upload."""
+
+    def __init__(self, storage):
+        self._file = storage.scratch_file()
+        self._lock = threading.Lock()  # abort() may come from a connection-close callback meanwhile
+
+    def write(self, data):
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(data)
+
+    def copy_to(self, writer):
+        with self._lock:
+            self._file.seek(0)
+            while block := self._file.read(COPY_BYTES):
+                writer.write(block)
+
+    def abort(self):
+        with self._lock:
+            self._file.close()
+
 
 class ChunkUpload:
     """One chunk arriving. feed() (on the loop, cheap) decodes a piece of body and hands back a batch
     (a list of bytes, about FLUSH_BYTES) to write() in order; finish() writes the rest and renames the
     chunk into place; abort() drops it. A problem found while streaming (or writing) is kept and raised
-    by finish(), once the body is read, so the client gets an answer rather than a reset connection."""
+    by finish(), once the body is read, so the client gets an answer rather than a reset connection.
 
-    def __init__(self, storage, key, index, decoder, limits):
-        self.storage, self.key, self.index, self.decoder = storage, key, index, decoder
+    A raw body's chunk is checked and staged from the start (its fields are all in the query). A form's
+    fields may follow img_data, so its bytes go to a ScratchChunk and the checks wait for the whole body."""
+
+    def __init__(self, storage, user_id, decoder, limits, query, path, settings):
+        self.storage, self.user_id, self.decoder, self.limits = storage, user_id, decoder, limits
+        self.query, self.path, self.settings = query, path, settings
         self.chunk_limit, self.upload_limit = limits["max_chunk_bytes"], limits["max_upload_bytes"]
-        others = sum(size for i, size in storage.staged_chunks(key).items() if i != index)
-        if others >= self.upload_limit:
-            raise self._too_large()
         # decoded bytes this chunk may have: the chunk limit, or less if the upload is nearly full
-        self.limit = min(self.chunk_limit, self.upload_limit - others)
+        self.limit = self.chunk_limit
         # the body (encoded) is bounded by the chunk limit only: a body over self.limit is still read, so
         # the client gets the 413 rather than a dropped connection
         self.max_body_bytes = decoder.max_body(self.chunk_limit)
-        self.writer = storage.open_chunk(key, index)
+        self.key = self.index = None
+        self.scratch = None
+        self.writer = self._stage(query) if decoder.fields is None else None
+        if self.writer is None:
+            self.scratch = ScratchChunk(storage)
         self.size = 0
         self.failure = None
         self.decodes = not isinstance(decoder, chunk_stream.RawDecoder)  # costs loop time per piece
         self._batch, self._batch_bytes = [], 0
+
+    def _stage(self, params):
+        """Check the chunk's fields and the limits that depend on its upload; open its staged chunk."""
+        form = _clean(CHUNK_FORM, params)
+        self.index = form["chunk"]
+        if self.index >= self.limits["max_chunks"]:
+            raise TooLarge(f"分片数超过上限 {self.limits['max_chunks']}", {"chunk": self.index})
+        open_uploads = self.storage.open_uploads(self.user_id)
+        if form["timestamp"] not in open_uploads and len(open_uploads) >= self.limits["max_open_uploads"]:
+            raise TooLarge(f"未完成的上传过多（上限 {self.limits['max_open_uploads']} 个）")
+        key = (self.user_id, form["timestamp"])
+        others = self._others(key)
+        if others >= self.upload_limit:
+            raise self._too_large()
+        self.key, self.limit = key, min(self.chunk_limit, self.upload_limit - others)
+        return self.storage.open_chunk(key, self.index)
+
+    def _others(self, key):
+        return sum(size for i, size in self.storage.staged_chunks(key).items() if i != self.index)
 
     def feed(self, data):
         if self.failure is not None:
@@ -97,18 +162,22 @@ class ChunkUpload:
             return TooLarge(f"分片超过上限 {self.chunk_limit} 字节", {"chunk": self.index})
         return TooLarge(f"上传文件超过上限 {self.upload_limit} 字节", {"chunk": self.index})
 
-    def _take(self, data):
-        self.size += len(data)
+    def _check_size(self):
         if self.size > self.limit:
             raise self._too_large(by_chunk=self.limit == self.chunk_limit)
+
+    def _take(self, data):
+        self.size += len(data)
+        self._check_size()
         if data:
             self._batch.append(data)
             self._batch_bytes += len(data)
 
     def write(self, batch):
         try:
+            sink = self.writer or self.scratch
             for piece in batch:
-                self.writer.write(piece)
+                sink.write(piece)
         except Exception as e:  # e.g. a full disk: answered by finish()
             self.failure = e
 
@@ -123,36 +192,45 @@ class ChunkUpload:
             self.write(self._batch)
             if self.failure is not None:
                 raise self.failure
+            if self.writer is None:
+                self._stage_from_scratch()
             # again: another process may have added chunks meanwhile
-            others = sum(size for i, size in self.storage.staged_chunks(self.key).items() if i != self.index)
-            if others + self.size > self.upload_limit:
+            if self._others(self.key) + self.size > self.upload_limit:
                 raise self._too_large()
             if not self.writer.commit():
                 raise invalid("img_data", "分片接收中断")
         except BaseException:
-            self.writer.abort()
+            self.abort()
             raise
+        finally:
+            if self.scratch is not None:
+                self.scratch.abort()
         return {"chunk": self.index, "size": self.size}
 
+    def _stage_from_scratch(self):
+        """The body has named the upload: check it as a raw body's is checked before, then stage the bytes."""
+        params = upload_params(self.query, self.decoder.fields)
+        self.writer = self._stage(params)
+        self._check_size()
+        if not signed_with_upload_id(self.query, params):
+            auth.confirm_ordinary_call(self.query, self.path, self.settings)
+        self.scratch.copy_to(self.writer)
+
     def abort(self):
-        self.writer.abort()
+        for sink in (self.writer, self.scratch):
+            if sink is not None:
+                sink.abort()
 
 
-def begin_chunk(storage, settings, user, params, content_type, content_length):
-    """Check a chunk's arguments and limits before its body is read; return a ChunkUpload for it."""
+def begin_chunk(storage, settings, user, query, path, content_type, content_length):
+    """Check a chunk's arguments and limits before its body is read (those a form body may still give,
+    once it is read); return a ChunkUpload for it."""
     limits = settings["upload"]
-    form = _clean(CHUNK_FORM, params)
-    index = form["chunk"]
-    if index >= limits["max_chunks"]:
-        raise TooLarge(f"分片数超过上限 {limits['max_chunks']}", {"chunk": index})
     decoder = chunk_stream.decoder_for(content_type)
     if content_length is not None and content_length.isdigit() and \
             int(content_length) > decoder.max_body(limits["max_chunk_bytes"]):
-        raise TooLarge(f"分片超过上限 {limits['max_chunk_bytes']} 字节", {"chunk": index})
-    open_uploads = storage.open_uploads(user.id)
-    if form["timestamp"] not in open_uploads and len(open_uploads) >= limits["max_open_uploads"]:
-        raise TooLarge(f"未完成的上传过多（上限 {limits['max_open_uploads']} 个）")
-    return ChunkUpload(storage, (user.id, form["timestamp"]), index, decoder, limits)
+        raise TooLarge(f"分片超过上限 {limits['max_chunk_bytes']} 字节")
+    return ChunkUpload(storage, user.id, decoder, limits, query, path, settings)
 
 
 # ---- completing an upload -----------------------------------------------------------------------------
@@ -163,7 +241,9 @@ def _complete_form(limits):
 
 
 def _answer(picture):
-    return {"picture_id": picture.id, "picture_url": picture.url}
+    """The seed's ret_data, and beside it the old server's flat keys (old clients read those)."""
+    return {"ret_data": {"picture_id": picture.id, "picture_url": picture.url},
+            "picture_type": picture.picture_type, "picture_id": picture.id, "picture_url": picture.url}
 
 
 def _completed(upload_key):
@@ -172,7 +252,7 @@ def _completed(upload_key):
 
 def complete_upload(storage, settings, user, params):
     """Join the chunks, check and re-encode the image, store it and its thumbnail, and record the
-    picture; answer {picture_id, picture_url}. Completing the same upload again answers the same."""
+    picture; answer as _answer(). Completing the same upload again answers the same."""
     limits = settings["upload"]
     form = _clean(_complete_form(limits), params)
     key, upload_key = (user.id, form["timestamp"]), _upload_key(user, form["timestamp"])

@@ -42,7 +42,9 @@ MAX_CONTENT = 20000  # characters of one article's text
 # The `status` filter of product_list: 1 = on shelf (published or recommended), 2 = off shelf.
 LIST_STATUSES = {PRODUCT_ON_SHELF: (PRODUCT_ON_SHELF, PRODUCT_RECOMMENDED), PRODUCT_OFF_SHELF: (PRODUCT_OFF_SHELF,) * 2}
 
-STATUS_CHANGED_MSG = {PRODUCT_ON_SHELF: "修改上架状态成功", PRODUCT_OFF_SHELF: "修改下架状态成功"}
+STATUS_CHANGED_MSG = {PRODUCT_ON_SHELF: "修改上架状态成功", PRODUCT_OFF_SHELF: "修改下架状态成功",
+                      PRODUCT_RECOMMENDED: "修改推荐状态成功"}
+ON_SHELF = (PRODUCT_ON_SHELF, PRODUCT_RECOMMENDED)
 
 
 # ---- queries compiled once -------------------------------------------------------------------------
@@ -227,6 +229,22 @@ def get_product(caller, product_id):
     }}
 
 
+def get_product_for_edit(caller, product_id, product_type):
+    """The old edit form's read: the product as a one-item list, covers as [{id, picture_url}] ('' if
+    none); 302 if it is not a product of `product_type` the caller may see."""
+    product = get_product(caller, product_id)["ret_data"]
+    if product["product_type"] != product_type:
+        raise NotFound("产品不存在")
+    covers = [{"id": c["picture_id"], "picture_url": c["picture_url"]} for c in product["cover_pictures"]]
+    return {"ret_data": [{
+        "id": product["product_id"],
+        **{key: product[key] for key in ("name", "price", "reason", "status", "status_code", "publisher",
+                                         "publisher_date", "article_data")},
+        "create_date": product["publisher_date"],
+        "cover_picture": covers or "",
+    }]}
+
+
 # ---- the lists inside a product form ---------------------------------------------------------------
 
 _PICTURE_ID = Int()
@@ -394,10 +412,15 @@ def delete_product(caller, product_id, storage):
     delete_files(storage, urls)
 
 
-def set_status(caller, product_id, status):
-    """Put a product on (1) or off (2) the shelf."""
+def set_status(caller, product_id, status, qiyeweixin=False):
+    """Put a product on (1) or off (2) the shelf, or recommend it (3). On the 企业微信 side, as on the old
+    one, any user of the company may switch a company product between 1 and 3 (taking it off the shelf, or
+    back on, stays with administrators)."""
     with write_transaction():
-        product = _changeable(caller, product_id)
+        product = _find(caller, product_id, lock=True)
+        switching = status in ON_SHELF and product.status in ON_SHELF
+        if not (qiyeweixin and switching):
+            _require_may_change(caller, product.product_type)
         Product.update(status=status).where(Product.id == product.id).execute()
     return {"product_id": product.id, "status": PRODUCT_STATUS_LABELS[status], "status_code": status}
 

@@ -5,7 +5,7 @@ from peewee import fn
 
 from models import BUILTIN_ROLES, Role, User, write_transaction
 from services.errors import Forbidden, HasChildren, NameExists
-from services.listing import format_datetime, page
+from services.listing import format_datetime, old_filters, page
 from services.records import check_name_free, integrity_error_as, locked_row
 
 NAME_TAKEN = "角色名已存在"
@@ -13,8 +13,11 @@ IN_USE = "还有用户属于该角色，请先修改这些用户的角色"
 
 
 def _row(role):
-    return {"id": role.id, "name": role.name, "create_date": format_datetime(role.create_date),
+    return {"id": role.id, "role_id": role.id, "name": role.name, "create_date": format_datetime(role.create_date),
             "user_count": role.user_count}
+
+
+ORDER_FIELDS = {"id": Role.id, "name": Role.name, "create_date": Role.create_date}
 
 
 def list_roles(form):
@@ -23,7 +26,7 @@ def list_roles(form):
     query = Role.select(Role, user_count.alias("user_count")).order_by(Role.id)
     if form["name"]:
         query = query.where(Role.name.contains(form["name"]))
-    return page(query, form, _row)
+    return page(old_filters(query, Role, form, ORDER_FIELDS), form, _row)
 
 
 def _refuse_builtin(role_id):

@@ -14,7 +14,7 @@ from models import (
 )
 from services import auth
 from services.errors import FormInvalid, NameExists, NotOnSelf
-from services.listing import format_datetime, page
+from services.listing import format_datetime, old_filters, page
 from services.products import delete_files, delete_product_rows
 from services.records import check_name_free, integrity_error_as, locked_row, visible_row
 
@@ -87,9 +87,18 @@ def _row(user):
         "phone": user.phone,
         "company_id": user.company_id,
         "company_name": user.company.name,
+        "company": user.company.name,  # the old server's key
+        "avatar": user.avatar,
+        "mingpian_phone": user.mingpian_phone,
         "create_date": format_datetime(user.create_date),
         "last_login_date": format_datetime(user.last_login_date),
     }
+
+
+ORDER_FIELDS = {"id": User.id, "create_date": User.create_date, "login_name": User.login_name,
+                "username": User.username, "last_login_date": User.last_login_date, "status": User.status,
+                "position": User.position, "role_id": User.role, "company_id": User.company,
+                "role__name": Role.name, "company__name": Company.name}
 
 
 def list_users(caller, form):
@@ -107,14 +116,19 @@ def list_users(caller, form):
         query = query.where(User.role == form["role_id"])
     if form["status"] is not None:
         query = query.where(User.status == form["status"])
-    return page(query, form, _row)
+    if form.get("role__name"):
+        query = query.where(Role.name == form["role__name"])
+    if form.get("company__name"):
+        query = query.where(Company.name == form["company__name"])
+    return page(old_filters(query, User, form, ORDER_FIELDS), form, _row)
 
 
 def add_user(caller, form, scrypt_n):
     """Add a user to the caller's company, or for an administrator to the company named by `company_id`."""
     company_id = form["company_id"] if caller.is_admin and form["company_id"] else caller.company_id
-    user = create_user(company_id, form["role_id"], form["login_name"], form["username"], form["password"],
-                       scrypt_n, position=form["position"], phone=form["phone"], status=form["status"])
+    user = create_user(company_id, form["role_id"], form["login_name"] or form["username"], form["username"],
+                       form["password"], scrypt_n, position=form["position"], phone=form["phone"],
+                       status=form["status"], mingpian_phone=form["mingpian_phone"])
     return {"id": user.id}
 
 
@@ -129,18 +143,39 @@ def _refuse_on_self(caller, user, role_id, status):
 
 
 def update_user(caller, user_id, form):
-    """Change a user's login name, name, role, position, phone and (if given) status."""
+    """Change a user's name, role, position, phone and, if given, login name, card phone, status and
+    company (administrators move users; the new company's card quota is checked)."""
     with integrity_error_as(NameExists(LOGIN_NAME_TAKEN)), write_transaction():
         user = visible_user(caller, user_id, lock=True)
         status = form["status"] or user.status
         _refuse_on_self(caller, user, form["role_id"], status)
         locked_row(Role, form["role_id"], NO_SUCH_ROLE)
-        check_name_free(User.login_name, form["login_name"], LOGIN_NAME_TAKEN, exclude_id=user.id)
-        if status == USER_ENABLED and user.status != USER_ENABLED:
-            check_quota(user.company_id, user.id)
-        User.update(login_name=form["login_name"], username=form["username"], role=form["role_id"],
-                    position=form["position"], phone=form["phone"], status=status).where(
-            User.id == user.id).execute()
+        login_name = form["login_name"] or user.login_name
+        check_name_free(User.login_name, login_name, LOGIN_NAME_TAKEN, exclude_id=user.id)
+        company_id = form.get("company_id") or user.company_id
+        moving = company_id != user.company_id
+        if moving:
+            locked_row(Company, company_id, NO_SUCH_COMPANY)
+        if status == USER_ENABLED and (user.status != USER_ENABLED or moving):
+            check_quota(company_id, user.id)
+        changes = {"login_name": login_name, "username": form["username"], "role": form["role_id"],
+                   "position": form["position"], "phone": form["phone"], "status": status, "company": company_id}
+        if "mingpian_phone" in form:
+            changes["mingpian_phone"] = form["mingpian_phone"]
+        User.update(changes).where(User.id == user.id).execute()
+        if moving:
+            _move_personal_rows(user.id, company_id)
+
+
+def _move_personal_rows(user_id, company_id):
+    """A user's personal products and the pictures they uploaded go with them to their new company;
+    company products and customers' history stay where they are."""
+    personal = Product.select(Product.id).where(Product.user == user_id, Product.product_type == PRODUCT_PERSONAL)
+    ProductPicture.update(company=company_id).where(
+        ProductPicture.product.in_(personal) | ((ProductPicture.user == user_id) & ProductPicture.product.is_null())
+    ).execute()
+    Product.update(company=company_id).where(Product.user == user_id,
+                                             Product.product_type == PRODUCT_PERSONAL).execute()
 
 
 def _delete_personal_rows(user_id):

@@ -41,7 +41,7 @@ async def test_login_answers_token_and_profile(client, admin, company):
     assert body["code"] == 200 and body["msg"] == "登录成功"
     data = body["data"]
     assert set(data) == {"token", "user_id", "username", "company_id", "company_name", "role_id", "role_name",
-                         "avatar", "last_login_date", "is_reset_password"}
+                         "avatar", "set_avatar", "last_login_date", "is_reset_password"}
     assert data["token"] == admin.token and len(data["token"]) == 32
     assert (data["user_id"], data["username"], data["company_id"], data["company_name"]) == (
         admin.id, "张聪", company.id, "北京合众多屏科技发展有限公司")

@@ -13,7 +13,8 @@ LIST = "/zhugeleida/admin/company"
 ADD = "/zhugeleida/admin/company/add/0"
 UPDATE = "/zhugeleida/admin/company/update/{}"
 DELETE = "/zhugeleida/admin/company/delete/{}"
-ROW_KEYS = {"id", "name", "mingpian_available_num", "expire_date", "create_date", "user_count"}
+ROW_KEYS = {"id", "company_id", "name", "mingpian_available_num", "expire_date", "create_date", "user_count",
+            "corp_id", "tongxunlu_secret"}
 
 
 @pytest.fixture
@@ -68,8 +69,8 @@ async def test_list_filters_by_name_and_pages(client, admin, make_company):
     found = await client.get(LIST, admin, name="测试2")
     assert [r["name"] for r in found["data"]["ret_data"]] == [f"测试2{i}有限公司" for i in (3, 2, 1, 0)]
     first = await client.get(LIST, admin)
-    assert len(first["data"]["ret_data"]) == 20 and first["data"]["data_count"] == 25
-    second = await client.get(LIST, admin, current_page=2)
+    assert len(first["data"]["ret_data"]) == 10 and first["data"]["data_count"] == 25  # the old server's 10
+    second = await client.get(LIST, admin, current_page=2, length=20)
     assert [r["name"] for r in second["data"]["ret_data"]] == [f"测试0{i}有限公司" for i in (3, 2, 1, 0)] + ["甲公司"]
 
 

@@ -556,7 +556,7 @@
         article_data: product.articles.map((a, i) => articleItem(a, i + 1)),
       };
       const body = await Api.post(id ? `product/update/${id}` : "product/add/0", payload);
-      showOk(body.msg);
+      showOk(id ? "修改成功" : body.msg); // update answers the seed's 添加成功, which would read oddly here
       const listState = remembered.products || (remembered.products = {page: 1, filters: {}});
       listState.type = Number(values.product_type);
       go("#/products");
