@@ -176,7 +176,8 @@ def authenticate(params, path, method, settings, max_age_seconds=None, once=None
     if age > (max_age_seconds or skew) or -age > skew:
         raise TokenError("时间戳已过期")
     user = _load_signer(user_id)
-    if user is None or not hmac.compare_digest(sign(params["timestamp"], user.token), rand_str.lower()):
+    if user is None or not hmac.compare_digest(sign(params["timestamp"], user.token).encode(),
+                                               rand_str.lower().encode()):  # bytes: text must be ASCII
         raise TokenError()
     if user.status != USER_ENABLED:
         raise AccountDisabled()

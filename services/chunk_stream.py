@@ -272,7 +272,8 @@ def decoder_for(content_type):
         return UrlencodedDecoder()
     if kind == "multipart/form-data":
         boundary = message.get_param("boundary")
-        if not boundary or len(boundary) > 200:
+        # an RFC 2231 boundary*= comes back as a tuple; no client sends one, and Tornado's parser refuses it
+        if not isinstance(boundary, str) or not boundary or len(boundary) > 200:
             raise bad_data("multipart 缺少 boundary")
         return MultipartDecoder(boundary.encode("latin-1", "replace"))
     return RawDecoder()

@@ -1,0 +1,192 @@
+"""Hostile input (issue 13, items 2-8): no request gets an HTTP 500, each gets its documented code, and a
+refused one changes nothing in the database or the files."""
+import json
+import os
+import urllib.parse
+
+import pytest
+
+from tests.conftest import row_counts, signed_params
+
+ADD = "/zhugeleida/admin/product/add_picture/0"
+PRODUCT_ADD = "/zhugeleida/admin/product/add/0"
+BATCH = "/zhugeleida/admin/activity/batch"
+STATUS = "/zhugeleida/admin/user/update_status/{}"
+DEEP = "[" * 50_000 + "]" * 50_000
+DEEPEST_ORJSON_TAKES = "[" * 1000 + "]" * 1000  # deeper than Python's recursion limit
+
+
+@pytest.fixture
+def company(make_company):
+    return make_company("北京合众多屏科技发展有限公司")
+
+
+@pytest.fixture
+def admin(make_user, company):
+    return make_user(company, role=1, login_name="admin", password="admin123")
+
+
+@pytest.fixture
+def staff(make_user, company):
+    return make_user(company, login_name="staff")
+
+
+def files_under(*folders):
+    return sorted(os.path.join(top, name) for folder in folders for top, _, names in os.walk(folder)
+                  for name in names)
+
+
+@pytest.fixture
+def unchanged(settings, database):
+    """Call it after the test's requests: asserts that no row and no file was added or removed."""
+    folders = (settings["storage"]["root"], settings["storage"]["staging"])
+    before = row_counts(), files_under(*folders)
+    return lambda: (row_counts(), files_under(*folders)) == before or pytest.fail("a refused request left changes")
+
+
+# ---- item 2: no HTTP 500 from input --------------------------------------------------------------
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("rand_str", ["签名" * 16, "\u00e9" * 32, "%ff%fe" * 8])
+async def test_non_ascii_rand_str_is_400(client, admin, staff, unchanged, rand_str):
+    params = signed_params(admin)
+    query = urllib.parse.urlencode({**params, "rand_str": "x"}).replace("rand_str=x", "rand_str=" + (
+        rand_str if rand_str.startswith("%") else urllib.parse.quote(rand_str)))
+    status, body = await client.request("POST", STATUS.format(staff.id) + "?" + query, data={"status": 2})
+    assert (status, body["code"]) == (200, 400)
+    unchanged()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("field", ["cover_picture_id", "article_data"])
+@pytest.mark.parametrize("text", [DEEP, DEEPEST_ORJSON_TAKES])
+async def test_deeply_nested_product_lists_are_301(client, admin, unchanged, field, text):
+    data = {"product_type": 1, "name": "门票", "price": "1", "reason": "r", "cover_picture_id": "[]", field: text}
+    body = await client.post(PRODUCT_ADD, admin, data=data)
+    assert body["code"] == 301
+    unchanged()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("text", [DEEP, DEEPEST_ORJSON_TAKES])
+async def test_deeply_nested_records_are_301_as_form_and_as_json(client, admin, unchanged, text):
+    assert (await client.post(BATCH, admin, data={"records": text}))["code"] == 301
+    status, body = await client.request("POST", BATCH, signed_params(admin), raw=f'{{"records": {text}}}',
+                                        headers={"Content-Type": "application/json"})
+    assert (status, body["code"]) == (200, 301)
+    unchanged()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("record", [
+    {"kind": ["access"]}, {"kind": {"a": 1}},
+    {"kind": "access", "action": 1, "time": "0001-01-01T00:00:00"},
+    {"kind": "access", "action": 1, "time": "9999-12-31T23:59:59-14:00"},
+    {"kind": "access", "action": 1, "time": "9999-12-31T23:59:59"},
+    {"kind": "access", "action": 1, "time": str(10**30)},
+])
+async def test_odd_activity_records_are_303(client, admin, unchanged, record):
+    record = {"user_id": admin.id, "openid": "o1", **record}
+    body = await client.post(BATCH, admin, json_body={"records": [record]})
+    assert body["code"] == 303, body
+    unchanged()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("content_type", [
+    "multipart/form-data; boundary*=utf-8''abc",
+    "multipart/form-data; boundary*0=ab; boundary*1=cd",
+    "multipart/form-data",
+    "multipart/form-data; boundary=",
+    "multipart/form-data; boundary=\"\"",
+])
+async def test_odd_multipart_boundaries_are_303(client, admin, unchanged, content_type):
+    params = signed_params(admin, img_name="a.png", chunk=0)
+    status, body = await client.request("POST", ADD, params, raw=b"--abc\r\n\r\n--abc--\r\n",
+                                        headers={"Content-Type": content_type})
+    assert (status, body["code"]) == (200, 303), body
+    unchanged()
+
+
+@pytest.mark.gen_test
+async def test_truncated_multipart_is_303(client, admin, unchanged):
+    params = signed_params(admin, img_name="a.png", chunk=0)
+    raw = b'--xyz\r\nContent-Disposition: form-data; name="img_data"\r\n\r\naGVsbG8='
+    status, body = await client.request("POST", ADD, params, raw=raw,
+                                        headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert (status, body["code"]) == (200, 303), body
+    unchanged()
+
+
+def not_found(status, body):
+    return status == 404 and body == {"code": 404, "msg": "请求路径不存在", "data": {}}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path", [
+    "/statics/%00", "/console/%00", "/statics/zhugeleida/imgs/qiyeweixin/product/%00.png",
+    "/statics/../config.yaml", "/statics/%2e%2e/config.yaml", "/statics/%2E%2E/%2e%2e/etc/passwd",
+    "/statics//etc/passwd", "/console//etc/passwd", "/console/../server.py", "/console/%2e%2e/%2e%2e/server.py",
+    "/statics/zhugeleida", "/statics/zhugeleida/", "/console/", "/console/.", "/statics/.",
+    "/statics/%ff.png", "/console/%c0%ae%c0%ae/server.py",
+])
+async def test_odd_static_paths_are_the_404_envelope(client, settings, path):
+    os.makedirs(os.path.join(settings["storage"]["root"], "zhugeleida"), exist_ok=True)
+    status, body = await client.request("GET", path)
+    assert not_found(status, body), (status, body)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("method", ["PROPFIND", "FOO", "TRACE"])
+async def test_unknown_method_on_unknown_path_is_404(http_client, base_url, method):
+    response = await http_client.fetch(base_url + "/no/such/path", method=method, allow_nonstandard_methods=True,
+                                       raise_error=False)
+    assert not_found(response.code, json.loads(response.body)), response
+
+
+# ---- item 3: the right codes ------------------------------------------------------------------------
+
+COMPLETE = "/zhugeleida/admin/product/upload_complete/0"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path", [PRODUCT_ADD, COMPLETE, BATCH])
+@pytest.mark.parametrize("content_type, raw", [
+    ("multipart/form-data; boundary=xyz", b'--xyz\r\nContent-Disposition: form-data; name="name"\r\n\r\nab'),
+    ("multipart/form-data", b'--xyz\r\nContent-Disposition: form-data; name="name"\r\n\r\nab\r\n--xyz--\r\n'),
+    ("multipart/form-data; boundary*=utf-8''xyz", b'--xyz--\r\n'),
+])
+async def test_bad_multipart_on_whole_body_endpoints_is_303(client, admin, unchanged, path, content_type, raw):
+    status, body = await client.request("POST", path, signed_params(admin), raw=raw,
+                                        headers={"Content-Type": content_type})
+    assert (status, body["code"]) == (200, 303), body
+    unchanged()
+
+
+@pytest.mark.gen_test
+async def test_chunked_body_over_the_limit_is_413_with_the_envelope(http_client, base_url, admin, settings,
+                                                                    unchanged):
+    limit = settings["server"]["max_body_bytes"]
+
+    async def body(write):
+        for _ in range(limit // 65536 + 2):
+            await write(b"a" * 65536)
+
+    response = await http_client.fetch(base_url + PRODUCT_ADD + "?" + urllib.parse.urlencode(signed_params(admin)),
+                                       method="POST", body_producer=body, raise_error=False,
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.code == 413 and json.loads(response.body)["code"] == 413
+    unchanged()
+
+
+@pytest.mark.gen_test
+async def test_chunked_body_under_the_limit_is_read(client, http_client, base_url, admin):
+    async def body(write):
+        record = {"kind": "access", "action": 1, "user_id": admin.id, "openid": "o1"}
+        for piece in (b"records=", urllib.parse.quote(json.dumps([record])).encode()):
+            await write(piece)
+
+    response = await http_client.fetch(base_url + BATCH + "?" + urllib.parse.urlencode(signed_params(admin)),
+                                       method="POST", body_producer=body, raise_error=False,
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert json.loads(response.body)["code"] == 200
