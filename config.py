@@ -57,6 +57,7 @@ RULES = {
     ("database", "busy_timeout_ms"): (_non_negative, "zero or more milliseconds"),
     ("auth", "max_skew_seconds"): (_positive, "a positive number of seconds"),
     ("auth", "login_max_failures"): (_positive, "at least 1"),
+    ("auth", "login_max_failures_per_address"): (_positive, "at least 1"),
     ("auth", "login_window_seconds"): (_positive, "a positive number of seconds"),
     ("auth", "scrypt_n"): (lambda v: v >= 2 and v & (v - 1) == 0, "a power of two"),
     ("storage", "backend"): (lambda v: v in ("local",), "one of: local"),

@@ -125,11 +125,13 @@ class UsedSignature(BaseModel):
         indexes = ((("user_id", "path", "timestamp", "rand_str"), True),)
 
 
-class LoginFailure(BaseModel):
-    """Failed logins per login name, shared by every process, for throttling."""
-    login_name = pw.CharField(max_length=64, primary_key=True)
-    failures = pw.IntegerField(default=0)
-    window_start = pw.DateTimeField(default=now)
+class LoginThrottle(BaseModel):
+    """Login attempts per key (a login name from one address, or one address), shared by every process.
+    (Replaces the login_failure table of earlier versions, keyed by login name alone; that table is left
+    unused in files made by them.)"""
+    key = pw.CharField(max_length=128, primary_key=True)
+    attempts = pw.IntegerField(default=0)
+    window_start = pw.DateTimeField(default=now, index=True)
 
 
 # ---- customer activity and the daily statistics roll-up (issue 4) ------------------------------------
@@ -234,7 +236,7 @@ class RollupStale(BaseModel):
 ACTIVITY_MODELS = [Customer, CustomerBinding, FollowUp, AccessEvent, DailyStats, RollupState, RollupStale]
 
 
-MODELS = [Company, Role, User, Product, ProductArticle, ProductPicture, UsedSignature, LoginFailure,
+MODELS = [Company, Role, User, Product, ProductArticle, ProductPicture, UsedSignature, LoginThrottle,
           *ACTIVITY_MODELS]
 
 

@@ -121,6 +121,7 @@ def start_background_jobs(app):
 
     def prune():
         workers.submit(auth.prune_used_signatures, settings)
+        workers.submit(auth.prune_login_throttle, settings)
 
     job = tornado.ioloop.PeriodicCallback(prune, PRUNE_SIGNATURES_MS)
     job.start()
@@ -151,7 +152,7 @@ def listen(app, settings):
     """Bind (after a fork, each process its own socket with reuse_port) and serve."""
     server_settings = settings["server"]
     max_body = max(server_settings["max_body_bytes"], 2 * settings["upload"]["max_chunk_bytes"])
-    server = tornado.httpserver.HTTPServer(app, max_body_size=max_body, xheaders=True)
+    server = tornado.httpserver.HTTPServer(app, max_body_size=max_body, xheaders=server_settings["xheaders"])
     sockets = tornado.netutil.bind_sockets(server_settings["port"], server_settings["host"],
                                            reuse_port=server_settings["processes"] > 1)
     server.add_sockets(sockets)

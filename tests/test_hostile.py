@@ -1,15 +1,20 @@
 """Hostile input (issue 13, items 2-8): no request gets an HTTP 500, each gets its documented code, and a
 refused one changes nothing in the database or the files."""
+import asyncio
 import base64
 import contextlib
+import datetime
 import json
 import os
+import threading
 import time
 import urllib.parse
 
 import pytest
+import tornado.httpserver
 
-from services import chunk_stream
+import models
+from services import auth, chunk_stream
 from services.errors import ServiceError
 from tests.conftest import row_counts, signed_params
 
@@ -251,3 +256,100 @@ def test_an_escape_base64_cannot_hold_is_303(escape):
     with pytest.raises(ServiceError) as refused:
         decode_urlencoded(f"img_data=QUJD{escape}".encode())
     assert refused.value.code == 303 and "img_data" in refused.value.data
+
+
+# ---- item 4: the login throttle stops the guesser, not the owner -------------------------------------
+
+LOGIN = "/zhugeleida/admin/login"
+NAME_LIMIT, ADDRESS_LIMIT = 5, 8
+
+
+@pytest.fixture
+def http_server(request, io_loop, _unused_port, app):
+    """As pytest-tornado's, but reading the client address from X-Real-IP, as behind the usual proxy."""
+    server = tornado.httpserver.HTTPServer(app, xheaders=True)
+    server.add_socket(_unused_port[0])
+    request.addfinalizer(lambda: (server.stop(), io_loop.run_sync(server.close_all_connections, timeout=5)))
+    return server
+
+
+@pytest.fixture
+def throttle_settings(settings):
+    settings["auth"].update(login_max_failures=NAME_LIMIT, login_max_failures_per_address=ADDRESS_LIMIT)
+    return settings
+
+
+async def log_in(http_client, base_url, name, password, address):
+    response = await http_client.fetch(base_url + LOGIN, method="POST", raise_error=False,
+                                       body=urllib.parse.urlencode({"username": name, "password": password}),
+                                       headers={"X-Real-IP": address})
+    return response.code, json.loads(response.body)
+
+
+@pytest.fixture
+def evaluated(monkeypatch):
+    """Counts the passwords checked (thread-safe: logins run in the worker threads)."""
+    calls, lock = [], threading.Lock()
+    real = auth.check_password
+
+    def counting(password, stored):
+        with lock:
+            calls.append(password)
+        return real(password, stored)
+    monkeypatch.setattr(auth, "check_password", counting)
+    return calls
+
+
+@pytest.mark.gen_test
+async def test_a_guesser_elsewhere_does_not_lock_the_owner_out(http_client, base_url, throttle_settings, admin):
+    for _ in range(NAME_LIMIT):
+        assert (await log_in(http_client, base_url, "admin", "guess", "10.0.0.66"))[1]["code"] == 401
+    code, body = await log_in(http_client, base_url, "admin", "admin123", "10.0.0.66")
+    assert code == 200 and body["code"] == 401 and "次数过多" in body["msg"]  # the guesser: even the right one
+    code, body = await log_in(http_client, base_url, "admin", "admin123", "10.0.0.1")
+    assert body["code"] == 200  # the owner, from an address with no failures
+
+
+@pytest.mark.gen_test
+async def test_one_address_trying_every_name_is_throttled(http_client, base_url, throttle_settings, admin):
+    for n in range(ADDRESS_LIMIT):
+        assert (await log_in(http_client, base_url, f"name{n}", "guess", "10.0.0.66"))[1]["code"] == 401
+    body = (await log_in(http_client, base_url, "admin", "admin123", "10.0.0.66"))[1]
+    assert body["code"] == 401 and "次数过多" in body["msg"]
+    assert (await log_in(http_client, base_url, "admin", "admin123", "10.0.0.1"))[1]["code"] == 200
+
+
+@pytest.mark.gen_test
+async def test_logins_that_succeed_do_not_use_up_the_address(http_client, base_url, throttle_settings, admin):
+    for _ in range(2 * ADDRESS_LIMIT):
+        assert (await log_in(http_client, base_url, "admin", "admin123", "10.0.0.2"))[1]["code"] == 200
+    for _ in range(NAME_LIMIT - 1):  # and a success forgets the name's failures from that address
+        assert (await log_in(http_client, base_url, "admin", "typo", "10.0.0.2"))[1]["code"] == 401
+    assert (await log_in(http_client, base_url, "admin", "admin123", "10.0.0.2"))[1]["code"] == 200
+    for _ in range(NAME_LIMIT - 2):  # without that, 4 + 3 failures: throttled; the address has had 7 of 8
+        assert (await log_in(http_client, base_url, "admin", "typo", "10.0.0.2"))[1]["code"] == 401
+    assert (await log_in(http_client, base_url, "admin", "admin123", "10.0.0.2"))[1]["code"] == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_parallel_guesses_at_one_name_get_exactly_the_limit_checked(http_client, base_url, throttle_settings,
+                                                                         admin, evaluated):
+    answers = await asyncio.gather(*(log_in(http_client, base_url, "admin", f"guess{n}", "10.0.0.66")
+                                     for n in range(40)))
+    assert {(code, body["code"]) for code, body in answers} == {(200, 401)}  # no "database is locked" 500
+    assert len(evaluated) == NAME_LIMIT
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_parallel_guesses_at_many_names_get_exactly_the_address_limit(http_client, base_url,
+                                                                           throttle_settings, admin, evaluated):
+    answers = await asyncio.gather(*(log_in(http_client, base_url, f"name{n}", "guess", "10.0.0.66")
+                                     for n in range(40)))
+    assert {(code, body["code"]) for code, body in answers} == {(200, 401)}
+    assert len(evaluated) == ADDRESS_LIMIT
+    # the table is bounded: a throttled address adds no rows, and rows whose window is over are pruned
+    assert models.LoginThrottle.select().count() == ADDRESS_LIMIT + 1
+    models.LoginThrottle.update(window_start=models.now() - datetime.timedelta(
+        seconds=throttle_settings["auth"]["login_window_seconds"] + 1)).execute()
+    assert auth.prune_login_throttle(throttle_settings) == ADDRESS_LIMIT + 1
+    assert models.LoginThrottle.select().count() == 0
