@@ -152,7 +152,9 @@ def listen(app, settings):
     """Bind (after a fork, each process its own socket with reuse_port) and serve."""
     server_settings = settings["server"]
     max_body = max(server_settings["max_body_bytes"], 2 * settings["upload"]["max_chunk_bytes"])
-    server = tornado.httpserver.HTTPServer(app, max_body_size=max_body, xheaders=server_settings["xheaders"])
+    server = tornado.httpserver.HTTPServer(app, max_body_size=max_body, xheaders=server_settings["xheaders"],
+                                           idle_connection_timeout=server_settings["idle_timeout_seconds"],
+                                           body_timeout=server_settings["body_timeout_seconds"])
     sockets = tornado.netutil.bind_sockets(server_settings["port"], server_settings["host"],
                                            reuse_port=server_settings["processes"] > 1)
     server.add_sockets(sockets)

@@ -40,6 +40,8 @@ class AddPictureHandler(UploadHandler):
             await self.run(self.upload.abort)
             return
         self.request.connection.set_max_body_size(self.upload.max_body_bytes)
+        # a chunk may take minutes on a slow line: longer than an ordinary body may
+        self.request.connection.set_body_timeout(self.config["upload"]["body_timeout_seconds"])
 
     def data_received(self, data):
         batch = self.upload.feed(data)

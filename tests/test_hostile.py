@@ -6,14 +6,17 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import threading
 import time
 import urllib.parse
 
 import pytest
 import tornado.httpserver
+import tornado.tcpclient
 
 import models
+from server import listen
 from services import auth, chunk_stream
 from services.errors import ServiceError
 from tests.conftest import row_counts, signed_params
@@ -353,3 +356,72 @@ async def test_parallel_guesses_at_many_names_get_exactly_the_address_limit(http
         seconds=throttle_settings["auth"]["login_window_seconds"] + 1)).execute()
     assert auth.prune_login_throttle(throttle_settings) == ADDRESS_LIMIT + 1
     assert models.LoginThrottle.select().count() == 0
+
+
+# ---- item 8: timeouts, and room for a large chunk on a slow line ------------------------------------
+
+SHORT = 1  # seconds: the idle/header and body timeouts in these tests
+
+
+@pytest.fixture
+def served(app, settings, io_loop):
+    """The app served as server.py serves it (listen(): its timeouts), with short timeouts, on a free port."""
+    settings["server"].update(port=0, idle_timeout_seconds=SHORT, body_timeout_seconds=SHORT)
+    settings["upload"]["body_timeout_seconds"] = 30
+    server = listen(app, settings)
+    yield next(iter(server._sockets.values())).getsockname()[1]
+    server.stop()
+    io_loop.run_sync(server.close_all_connections, timeout=5)
+
+
+async def connect(port):
+    return await tornado.tcpclient.TCPClient().connect("127.0.0.1", port)
+
+
+async def closed_within(stream, seconds):
+    """True if the server closes the connection within `seconds` (what it sent before is ignored)."""
+    try:
+        await asyncio.wait_for(stream.read_until_close(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_connection_that_sends_nothing_is_closed(served):
+    stream = await connect(served)
+    assert await closed_within(stream, SHORT + 5)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_headers_that_never_end_are_closed(served):
+    stream = await connect(served)
+    await stream.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    assert await closed_within(stream, SHORT + 5)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_body_that_never_arrives_is_closed(served, admin):
+    stream = await connect(served)
+    query = urllib.parse.urlencode(signed_params(admin))
+    await stream.write(f"POST {PRODUCT_ADD}?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                       "Content-Type: application/x-www-form-urlencoded\r\n\r\nname=".encode())
+    assert await closed_within(stream, SHORT + 5)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_chunk_on_a_slow_line_outlasting_the_body_timeout_is_taken(served, admin, settings):
+    data = base64.b64encode(os.urandom(30_000))
+    body = b"img_data=" + urllib.parse.quote_from_bytes(data).encode()
+    query = urllib.parse.urlencode(signed_params(admin, img_name="a.png", chunk=0))
+    stream = await connect(served)
+    await stream.write(f"POST {ADD}?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                       "Content-Type: application/x-www-form-urlencoded\r\n\r\n".encode())
+    pieces = 6
+    for n in range(pieces):  # a slow line: the body takes 3 times the body timeout to arrive
+        await stream.write(body[n * len(body) // pieces:(n + 1) * len(body) // pieces])
+        await asyncio.sleep(SHORT / 2)
+    head = await asyncio.wait_for(stream.read_until(b"\r\n\r\n"), 10)
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    answer = json.loads(await stream.read_bytes(length))
+    assert answer["code"] == 200 and answer["data"]["size"] == 30_000
