@@ -4,6 +4,7 @@ import asyncio
 import base64
 import contextlib
 import datetime
+import io
 import json
 import os
 import re
@@ -14,12 +15,14 @@ import urllib.parse
 import pytest
 import tornado.httpserver
 import tornado.tcpclient
+from PIL import Image
 
 import models
 from server import listen
-from services import auth, chunk_stream
+from services import auth, chunk_stream, pictures
 from services.errors import ServiceError
 from tests.conftest import row_counts, signed_params
+from tests.test_pictures import _upload_ids, complete, encode, noisy, send_chunk, upload
 
 ADD = "/zhugeleida/admin/product/add_picture/0"
 PRODUCT_ADD = "/zhugeleida/admin/product/add/0"
@@ -425,3 +428,112 @@ async def test_a_chunk_on_a_slow_line_outlasting_the_body_timeout_is_taken(serve
     length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
     answer = json.loads(await stream.read_bytes(length))
     assert answer["code"] == 200 and answer["data"]["size"] == 30_000
+
+
+# ---- item 6: storage amplification, company quotas, pictures never attached -----------------------------
+
+def lossless_webp(width=2000, height=2000):
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "WEBP", lossless=True)
+    return out.getvalue()
+
+
+def stored_bytes(storage, url):
+    with storage.open(url) as file:
+        return file.read()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_lossless_webp_stays_lossless_and_small(client, admin, app):
+    data = lossless_webp()
+    _, _, body = await upload(client, admin, data, img_name="flat.webp")
+    stored = stored_bytes(app.settings["storage"], body["data"]["ret_data"]["picture_url"])
+    assert stored[12:16] == b"VP8L"  # before: 7,436 bytes of lossy WEBP from these 212
+    assert len(stored) <= 2 * len(data) + 1024
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.size == (2000, 2000) and image.getpixel((1000, 1000)) == (200, 30, 30)
+
+
+@pytest.fixture
+def small_quota(settings):
+    settings["upload"].update(company_max_pictures=3)
+    return settings
+
+
+def picture_files(storage):
+    return sorted(url for url, _ in storage.list_pictures())
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_company_picture_quota_is_a_413_and_stores_nothing(client, admin, app, small_quota,
+                                                                     make_company, make_user):
+    storage = app.settings["storage"]
+    for seed in range(3):
+        assert (await upload(client, admin, encode(noisy(64, 64, seed=seed))))[2]["code"] == 200
+    before = row_counts(), picture_files(storage)
+    _, status, body = await upload(client, admin, encode(noisy(64, 64, seed=9)))
+    assert (status, body["code"]) == (413, 413) and "上限 3 张" in body["msg"]
+    assert (row_counts(), picture_files(storage)) == before
+    other = make_user(make_company("别的公司"))  # a quota per company
+    assert (await upload(client, other, encode(noisy(64, 64, seed=10))))[2]["code"] == 200
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_company_byte_quota_is_a_413_and_stores_nothing(client, admin, app, settings):
+    storage = app.settings["storage"]
+    assert (await upload(client, admin, encode(noisy(200, 200, seed=1))))[2]["code"] == 200
+    used = models.ProductPicture.get().byte_size
+    settings["upload"]["company_max_bytes"] = used + 100
+    before = row_counts(), picture_files(storage)
+    _, status, body = await upload(client, admin, encode(noisy(200, 200, seed=2)))
+    assert (status, body["code"]) == (413, 413) and "总大小上限" in body["msg"]
+    assert (row_counts(), picture_files(storage)) == before
+
+
+@pytest.fixture
+def held_in_quota_check(monkeypatch):
+    """The first completion to pass the quota check under the lock stays there until a second one arrives
+    (possible only without the lock) or 2 s have passed (the lock holds: the second waits for the first)."""
+    real, second, lock, calls = pictures._check_quota, threading.Event(), threading.Lock(), []
+
+    def check(company_id, new_bytes, limits):
+        real(company_id, new_bytes, limits)
+        if new_bytes:  # the check beside the insert, not the early one before the image work
+            with lock:
+                calls.append(new_bytes)
+                first = len(calls) == 1
+            second.wait(2) if first else second.set()
+    monkeypatch.setattr(pictures, "_check_quota", check)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_parallel_completions_never_pass_the_quota(client, admin, settings, held_in_quota_check):
+    settings["upload"]["company_max_pictures"] = 1
+    upload_ids = [next(_upload_ids), next(_upload_ids)]
+    for seed, upload_id in enumerate(upload_ids):
+        assert (await send_chunk(client, admin, upload_id, 0, encode(noisy(64, 64, seed=seed))))[1]["code"] == 200
+    answers = await asyncio.gather(*(complete(client, admin, upload_id, 1) for upload_id in upload_ids))
+    assert sorted(body["code"] for _, body in answers) == [200, 413]
+    assert models.ProductPicture.select().count() == 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_pictures_never_attached_expire_with_their_files(client, admin, app, settings):
+    storage = app.settings["storage"]
+    urls = []
+    for seed in range(2):
+        urls.append((await upload(client, admin, encode(noisy(64, 64, seed=seed))))[2]["data"]["ret_data"])
+    kept, dropped = urls
+    added = await client.post(PRODUCT_ADD, admin, data={
+        "product_type": 1, "name": "门票", "price": "1", "reason": "r",
+        "cover_picture_id": json.dumps([kept["picture_id"]])})
+    assert added["code"] == 200
+    days = settings["upload"]["unattached_picture_days"]
+    pictures.expire_unattached(storage, settings)  # not old enough yet
+    assert models.ProductPicture.select().count() == 2
+    models.ProductPicture.update(create_date=models.now() - datetime.timedelta(days=days, hours=1)).execute()
+    pictures.housekeeping(storage, settings)
+    assert [p.id for p in models.ProductPicture.select()] == [kept["picture_id"]]
+    files = picture_files(storage)
+    assert kept["picture_url"] in files and dropped["picture_url"] not in files
+    assert not any(url.startswith(dropped["picture_url"].rsplit(".", 1)[0]) for url in files)  # thumbnail too
