@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.parse
 
+import peewee
 import pytest
 import tornado.httpserver
 import tornado.tcpclient
@@ -537,3 +538,71 @@ async def test_pictures_never_attached_expire_with_their_files(client, admin, ap
     files = picture_files(storage)
     assert kept["picture_url"] in files and dropped["picture_url"] not in files
     assert not any(url.startswith(dropped["picture_url"].rsplit(".", 1)[0]) for url in files)  # thumbnail too
+
+
+# ---- item 5: a deleted user's uploads go with them, and ids are never given again ----------------------
+
+USER_ADD = "/zhugeleida/admin/user/add/0"
+USER_DELETE = "/zhugeleida/admin/user/delete/{}"
+
+
+async def add_user(client, admin, login_name):
+    body = await client.post(USER_ADD, admin, data={"login_name": login_name, "username": login_name,
+                                                    "role_id": 2, "password": "secret123"})
+    assert body["code"] == 200, body
+    return models.User.get_by_id(body["data"]["id"])
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_deleted_users_uploads_go_and_the_next_user_gets_a_new_id(client, admin, app):
+    storage = app.settings["storage"]
+    leaver = await add_user(client, admin, "leaver")
+    upload_id = next(_upload_ids)
+    assert (await send_chunk(client, leaver, upload_id, 0, encode(noisy(64, 64))))[1]["code"] == 200
+    assert storage.open_uploads(leaver.id) == {upload_id}
+    assert (await client.post(USER_DELETE.format(leaver.id), admin))["code"] == 200
+    assert storage.open_uploads(leaver.id) == set()
+    newcomer = await add_user(client, admin, "newcomer")
+    assert newcomer.id > leaver.id  # the deleted one was the newest row: SQLite without AUTOINCREMENT gave its id
+    status, body = await complete(client, newcomer, upload_id, 1)
+    assert body["code"] == 302  # nothing of the old upload is theirs
+
+
+def sqlite_only(database):
+    if not isinstance(database.obj, peewee.SqliteDatabase):
+        pytest.skip("the upgrade of a SQLite file")
+
+
+def make_table_as_before(database, model):
+    """The table as versions before AUTOINCREMENT made it, rows and all."""
+    create, params = model._schema._create_table(safe=False).query()
+    table = model._meta.table_name
+    database.execute_sql("PRAGMA foreign_keys = OFF")
+    with database.atomic():
+        database.execute_sql(create.replace(" AUTOINCREMENT", "").replace(f'"{table}"', '"old_copy"', 1), params)
+        database.execute_sql(f'INSERT INTO "old_copy" SELECT * FROM "{table}"')
+        database.execute_sql(f'DROP TABLE "{table}"')
+        database.execute_sql(f'ALTER TABLE "old_copy" RENAME TO "{table}"')
+        model._schema.create_indexes(safe=False)
+    database.execute_sql("PRAGMA foreign_keys = ON")
+
+
+def test_an_old_sqlite_file_is_upgraded_keeping_every_user_and_reference(database, company, admin, make_user):
+    sqlite_only(database)
+    staff_member, newest = make_user(company), make_user(company)
+    product = models.Product.create(company=company, user=staff_member, product_type=2, name="p", price="1",
+                                    reason="r")
+    make_table_as_before(database, models.User)
+    before = [(u.id, u.login_name, u.token) for u in models.User.select().order_by(models.User.id)]
+    models.create_schema()
+    made = database.execute_sql("SELECT sql FROM sqlite_master WHERE name = 'user'").fetchone()[0]
+    assert "AUTOINCREMENT" in made
+    assert [(u.id, u.login_name, u.token) for u in models.User.select().order_by(models.User.id)] == before
+    assert models.Product.get_by_id(product.id).user_id == staff_member.id
+    with pytest.raises(peewee.IntegrityError):  # the unique index is back
+        make_user(company, login_name=admin.login_name)
+    models.User.delete().where(models.User.id == newest.id).execute()
+    assert make_user(company).id > newest.id
+    models.User.delete().where(models.User.id == staff_member.id).execute()  # references still enforced
+    assert models.Product.get_by_id(product.id).user_id is None
+    assert models._rebuild_with_autoincrement(models.User) is False  # once only
