@@ -606,3 +606,22 @@ def test_an_old_sqlite_file_is_upgraded_keeping_every_user_and_reference(databas
     models.User.delete().where(models.User.id == staff_member.id).execute()  # references still enforced
     assert models.Product.get_by_id(product.id).user_id is None
     assert models._rebuild_with_autoincrement(models.User) is False  # once only
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "application/x-www-form-urlencoded"])
+async def test_a_chunked_upload_chunk_over_the_limit_is_413_with_the_envelope(http_client, base_url, admin,
+                                                                              settings, unchanged, content_type):
+    settings["upload"]["max_chunk_bytes"] = 100_000
+    piece = b"A" * 65536 if content_type == "application/octet-stream" else b"img_data=" + b"QUJD" * 16384
+
+    async def body(write):
+        await write(piece)
+        for _ in range(20):
+            await write(b"QUJD" * 16384)
+
+    query = urllib.parse.urlencode(signed_params(admin, img_name="a.png", chunk=0))
+    response = await http_client.fetch(f"{base_url}{ADD}?{query}", method="POST", body_producer=body,
+                                       raise_error=False, headers={"Content-Type": content_type})
+    assert response.code == 413 and json.loads(response.body)["code"] == 413
+    unchanged()
