@@ -318,8 +318,8 @@ def create_schema():
 def _rebuild_with_autoincrement(model):
     """Upgrade a SQLite table made without AUTOINCREMENT (an ALTER cannot add it): copy it into a new table
     made as the model says, keeping every row and id, then put that in its place. Foreign-key enforcement
-    is off meanwhile so dropping the old table cascades nothing; the references are checked before the
-    commit. AUTOINCREMENT starts above the highest id present."""
+    is off meanwhile so dropping the old table cascades nothing; before the commit, the references must
+    be as sound as they were. AUTOINCREMENT starts above the highest id present."""
     table = model._meta.table_name
     (made,) = db.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
     if "AUTOINCREMENT" in made.upper():
@@ -330,12 +330,13 @@ def _rebuild_with_autoincrement(model):
     db.execute_sql("PRAGMA foreign_keys = OFF")
     try:
         with db.atomic("IMMEDIATE"):
+            broken = db.execute_sql("PRAGMA foreign_key_check").fetchall()
             db.execute_sql(create.replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{new}"', 1), params)
             db.execute_sql(f'INSERT INTO "{new}" ({columns}) SELECT {columns} FROM "{table}"')
             db.execute_sql(f'DROP TABLE "{table}"')
             db.execute_sql(f'ALTER TABLE "{new}" RENAME TO "{table}"')
             model._schema.create_indexes(safe=False)
-            if db.execute_sql("PRAGMA foreign_key_check").fetchall():
+            if db.execute_sql("PRAGMA foreign_key_check").fetchall() != broken:
                 raise RuntimeError(f"schema upgrade of {table}: references broken, nothing changed")
     finally:
         db.execute_sql("PRAGMA foreign_keys = ON")
