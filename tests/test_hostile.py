@@ -641,3 +641,33 @@ async def test_without_xheaders_a_client_cannot_choose_its_address(app, settings
     finally:
         server.stop()
         await server.close_all_connections()
+
+
+# ---- every endpoint, odd input: never an HTTP 500 ---------------------------------------------------------
+
+API_PATHS = [route[0].removesuffix("/?").replace("([^/]+)", "1")
+             for module in __import__("server").HANDLER_MODULES for route in module.default_handlers
+             if route[0].startswith("/zhugeleida/")]
+ODD_BODIES = [
+    ("application/json", b'{"records": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+    ("application/json", b"[1, 2]"),
+    ("application/json", b'{"name": {"a": [1]}, "username": [1], "password": null, "status": 1e999}'),
+    ("application/json", b'{"product_type": 99999999999999999999999, "days": -1, "index_type": "\\u0000"}'),
+    ("application/x-www-form-urlencoded", b"name=%ff%fe&username=%00&password=%c0%ae&status=%e4&days=1%00"),
+    ("application/x-www-form-urlencoded", b"cover_picture_id=%5B%5B%5B1%5D%5D%5D&article_data=%7B%7D&records=null"),
+    ("multipart/form-data; boundary=b",
+     b"--b\r\nContent-Disposition: form-data; name*=utf-8''x\r\n\r\n\xff\r\n--b--\r\n"),
+    ("text/plain; charset=\xff", b"\xff\xfe\x00"),
+]
+
+
+@pytest.mark.gen_test(timeout=120)
+@pytest.mark.parametrize("path", API_PATHS)
+async def test_no_endpoint_answers_500_to_odd_input(client, admin, path):
+    for content_type, raw in ODD_BODIES:
+        for method in ("POST", "GET"):
+            params = signed_params(admin, product_id="x", product_type="1", current_page="9" * 30,
+                                   img_name="../a.png", chunk="-1", timestamp_extra="\u00e9")
+            status, body = await client.request(method, path, params, raw=raw if method == "POST" else None,
+                                                headers={"Content-Type": content_type})
+            assert status != 500 and body["code"] != 500, (method, path, content_type, raw[:40], body)
