@@ -57,7 +57,18 @@ class Role(BaseModel):
     create_date = pw.DateTimeField(default=now)
 
 
+class AutoIncrementId(pw.AutoField):
+    """An id that is never given again, even after the newest row is deleted: SQLite's AUTOINCREMENT
+    (PostgreSQL's sequences never reuse). A reused user id would inherit what is keyed by it, such as the
+    unfinished uploads of a deleted user."""
+
+    def ddl(self, ctx):
+        node = super().ddl(ctx)
+        return pw.NodeList((node, pw.SQL("AUTOINCREMENT"))) if isinstance(db.obj, pw.SqliteDatabase) else node
+
+
 class User(BaseModel):
+    id = AutoIncrementId()
     company = pw.ForeignKeyField(Company, backref="users", on_delete="RESTRICT")
     role = pw.ForeignKeyField(Role, backref="users", on_delete="RESTRICT")
     login_name = pw.CharField(max_length=64, unique=True)
@@ -131,11 +142,13 @@ class UsedSignature(BaseModel):
         indexes = ((("user_id", "path", "timestamp", "rand_str"), True),)
 
 
-class LoginFailure(BaseModel):
-    """Failed logins per login name, shared by every process, for throttling."""
-    login_name = pw.CharField(max_length=64, primary_key=True)
-    failures = pw.IntegerField(default=0)
-    window_start = pw.DateTimeField(default=now)
+class LoginThrottle(BaseModel):
+    """Login attempts per key (a login name from one address, or one address), shared by every process.
+    (Replaces the login_failure table of earlier versions, keyed by login name alone; that table is left
+    unused in files made by them.)"""
+    key = pw.CharField(max_length=128, primary_key=True)
+    attempts = pw.IntegerField(default=0)
+    window_start = pw.DateTimeField(default=now, index=True)
 
 
 # ---- customer activity and the daily statistics roll-up (issue 4) ------------------------------------
@@ -240,7 +253,7 @@ class RollupStale(BaseModel):
 ACTIVITY_MODELS = [Customer, CustomerBinding, FollowUp, AccessEvent, DailyStats, RollupState, RollupStale]
 
 
-MODELS = [Company, Role, User, Product, ProductArticle, ProductPicture, UsedSignature, LoginFailure,
+MODELS = [Company, Role, User, Product, ProductArticle, ProductPicture, UsedSignature, LoginThrottle,
           *ACTIVITY_MODELS]
 
 
@@ -300,10 +313,41 @@ def create_schema():
         for role_id, name in BUILTIN_ROLES.items():
             if not Role.select().where(Role.id == role_id).exists():
                 Role.insert(id=role_id, name=name).execute()
+    if isinstance(db.obj, pw.SqliteDatabase):
+        _rebuild_with_autoincrement(User)
     if isinstance(db.obj, pw.PostgresqlDatabase):
         # Explicit ids above do not move the sequence; move it past them.
         db.execute_sql("SELECT setval(pg_get_serial_sequence('role', 'id'), "
                        "GREATEST((SELECT MAX(id) FROM role), 1))")
+
+
+def _rebuild_with_autoincrement(model):
+    """Upgrade a SQLite table made without AUTOINCREMENT (an ALTER cannot add it): copy it into a new table
+    made as the model says, keeping every row and id, then put that in its place. Foreign-key enforcement
+    is off meanwhile so dropping the old table cascades nothing; before the commit, the references must
+    be as sound as they were. AUTOINCREMENT starts above the highest id present."""
+    table = model._meta.table_name
+    (made,) = db.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    if "AUTOINCREMENT" in made.upper():
+        return False
+    create, params = model._schema._create_table(safe=False).query()
+    new = f"{table}__rebuilt"
+    columns = ", ".join(f'"{field.column_name}"' for field in model._meta.sorted_fields)
+    db.execute_sql("PRAGMA foreign_keys = OFF")
+    try:
+        with db.atomic("IMMEDIATE"):
+            broken = db.execute_sql("PRAGMA foreign_key_check").fetchall()
+            db.execute_sql(create.replace(f'CREATE TABLE "{table}"', f'CREATE TABLE "{new}"', 1), params)
+            db.execute_sql(f'INSERT INTO "{new}" ({columns}) SELECT {columns} FROM "{table}"')
+            db.execute_sql(f'DROP TABLE "{table}"')
+            db.execute_sql(f'ALTER TABLE "{new}" RENAME TO "{table}"')
+            model._schema.create_indexes(safe=False)
+            if db.execute_sql("PRAGMA foreign_key_check").fetchall() != broken:
+                raise RuntimeError(f"schema upgrade of {table}: references broken, nothing changed")
+    finally:
+        db.execute_sql("PRAGMA foreign_keys = ON")
+    logging.getLogger("zgld").info("schema upgrade: %s ids are never reused (AUTOINCREMENT)", table)
+    return True
 
 
 def write_transaction():

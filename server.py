@@ -18,6 +18,7 @@ import signal
 import sys
 
 import tornado.httpserver
+import tornado.httputil
 import tornado.ioloop
 import tornado.netutil
 import tornado.web
@@ -60,7 +61,38 @@ class Application(tornado.web.Application):
         limit = self.settings["config"]["server"]["max_body_bytes"]
         if not streaming and (not length.isdigit() or int(length) > limit):
             return self.get_handler_delegate(request, PayloadTooLargeHandler)
+        if not streaming and "Content-Length" not in request.headers:  # chunked: the size shows as it comes
+            return _CountedBody(self, request, delegate, limit)
         return delegate
+
+
+class _CountedBody(tornado.httputil.HTTPMessageDelegate):
+    """A chunked body for a handler that reads whole bodies: once it passes the limit, the request goes to
+    PayloadTooLargeHandler at once (413 with the envelope, then the connection closes) instead of
+    Tornado's bare 400 at its own, larger, limit."""
+
+    def __init__(self, app, request, delegate, limit):
+        self.app, self.request, self.delegate, self.limit = app, request, delegate, limit
+        self.size, self.start = 0, None
+
+    def headers_received(self, start_line, headers):
+        self.start = (start_line, headers)
+        return self.delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk):
+        if self.size > self.limit:
+            return None
+        self.size += len(chunk)
+        if self.size <= self.limit:
+            return self.delegate.data_received(chunk)
+        self.delegate = self.app.get_handler_delegate(self.request, PayloadTooLargeHandler)
+        return self.delegate.headers_received(*self.start)
+
+    def finish(self):
+        self.delegate.finish()
+
+    def on_connection_close(self):
+        self.delegate.on_connection_close()
 
 
 def make_app(settings, workers=None):
@@ -89,6 +121,7 @@ def start_background_jobs(app):
 
     def prune():
         workers.submit(auth.prune_used_signatures, settings)
+        workers.submit(auth.prune_login_throttle, settings)
 
     job = tornado.ioloop.PeriodicCallback(prune, PRUNE_SIGNATURES_MS)
     job.start()
@@ -119,7 +152,9 @@ def listen(app, settings):
     """Bind (after a fork, each process its own socket with reuse_port) and serve."""
     server_settings = settings["server"]
     max_body = max(server_settings["max_body_bytes"], 2 * settings["upload"]["max_chunk_bytes"])
-    server = tornado.httpserver.HTTPServer(app, max_body_size=max_body, xheaders=True)
+    server = tornado.httpserver.HTTPServer(app, max_body_size=max_body, xheaders=server_settings["xheaders"],
+                                           idle_connection_timeout=server_settings["idle_timeout_seconds"],
+                                           body_timeout=server_settings["body_timeout_seconds"])
     sockets = tornado.netutil.bind_sockets(server_settings["port"], server_settings["host"],
                                            reuse_port=server_settings["processes"] > 1)
     server.add_sockets(sockets)

@@ -35,7 +35,8 @@ class LoginHandler(BaseHandler):
 
     async def post(self):
         form = validate(LOGIN_FORM, self.args())
-        user, previous_login = await self.run(auth.login, form["username"], form["password"], self.config)
+        user, previous_login = await self.run(auth.login, form["username"], form["password"], self.config,
+                                              self.request.remote_ip or "-")
         self.reply(login_data(user, previous_login), "登录成功")
 
 

@@ -6,11 +6,12 @@ import re
 import uuid
 
 import orjson
+import tornado.httputil
 import tornado.web
 
 from services import auth
-from services.errors import BadMethod, Forbidden, NotFound, ServiceError, TooLarge, WrongType
-from services.forms import MAX_ID
+from services.errors import BadMethod, Forbidden, FormInvalid, NotFound, ServiceError, TooLarge, WrongType
+from services.forms import MAX_ID, parse_json
 
 log = logging.getLogger("zgld.request")
 
@@ -110,8 +111,8 @@ class BaseHandler(tornado.web.RequestHandler):
         content_type = self.request.headers.get("Content-Type", "")
         if content_type.startswith("application/json"):
             try:
-                body = orjson.loads(self.request.body) if self.request.body.strip() else {}
-            except orjson.JSONDecodeError:
+                body = parse_json(self.request.body) if self.request.body.strip() else {}
+            except ValueError:
                 raise WrongType("请求体不是合法的 JSON") from None
             if not isinstance(body, dict):
                 raise WrongType("请求体必须是 JSON 对象")
@@ -153,6 +154,10 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code, **kwargs):
         error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(getattr(error, "__cause__", None), tornado.httputil.HTTPInputError):
+            # a body Tornado cannot parse (truncated multipart, no boundary): a form error, not 400, which
+            # old clients read as "signed out"
+            error = FormInvalid(data={"body": ["请求体格式错误"]})
         if isinstance(error, ServiceError):
             self.set_status(413 if isinstance(error, TooLarge) else 200)
             return self.reply(error.data, error.msg, error.code)
@@ -182,6 +187,11 @@ class NotFoundHandler(BaseHandler):
 
     async def prepare(self):
         raise tornado.web.HTTPError(404)
+
+    def write_error(self, status_code, **kwargs):
+        # also for a method Tornado does not know (405 before prepare): nothing is here whatever the method
+        self.set_status(404)
+        super().write_error(404)
 
 
 @tornado.web.stream_request_body

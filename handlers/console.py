@@ -24,6 +24,17 @@ class ConsoleFileHandler(tornado.web.StaticFileHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "no-referrer")
 
+    def decode_argument(self, value, name=None):
+        try:
+            return super().decode_argument(value, name)
+        except tornado.web.HTTPError:  # not UTF-8: no file has that name
+            raise tornado.web.HTTPError(404) from None
+
+    def parse_url_path(self, url_path):
+        if "\x00" in url_path:  # the file system refuses such names with a ValueError
+            raise tornado.web.HTTPError(404)
+        return super().parse_url_path(url_path)
+
     def get_content_type(self):
         kind = super().get_content_type()
         return f"{kind}; charset=UTF-8" if kind.startswith("text/") or kind.endswith("javascript") else kind
@@ -33,11 +44,14 @@ class ConsoleFileHandler(tornado.web.StaticFileHandler):
         self.set_header("Cache-Control", "no-cache")
 
     def write_error(self, status_code, **kwargs):
-        """The API's envelope here too: 404 for a missing file, a wrong method answered 402 with HTTP 200."""
+        """The API's envelope here too: 404 for a missing file, a wrong method answered 402 with HTTP 200.
+        A path outside the folder or naming a folder (403 from Tornado) is answered like a missing file,
+        so a prober learns nothing about what exists."""
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         code, msg = status_code, self._reason
-        if status_code == 404:
-            msg = "请求路径不存在"
+        if status_code in (403, 404):
+            self.set_status(404)
+            code, msg = 404, "请求路径不存在"
         elif status_code == 405:
             self.set_status(200)
             code, msg = BadMethod.code, BadMethod.msg

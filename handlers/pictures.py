@@ -47,13 +47,26 @@ class AddPictureHandler(UploadHandler):
             await self.run(self.upload.abort)
             return
         self.request.connection.set_max_body_size(self.upload.max_body_bytes)
+        # a chunk may take minutes on a slow line: longer than an ordinary body may
+        self.request.connection.set_body_timeout(self.config["upload"]["body_timeout_seconds"])
 
     def data_received(self, data):
         batch = self.upload.feed(data)
+        if self.upload.failure is not None and "Content-Length" not in self.request.headers:
+            # A chunked body has no declared end: answer at once (the connection then closes) rather than
+            # read on to Tornado's body limit and its bare 400.
+            return self.answer_now(self.upload.failure)
         if batch is not None:
             return self.run(self.upload.write, batch)
         # decoding base64 costs about 1 ms per 64 KB: let other requests in between pieces
         return asyncio.sleep(0) if self.upload.decodes else None
+
+    async def answer_now(self, failure):
+        if not self._finished:
+            await self.run(self.upload.abort)
+            exc_info = (type(failure), failure, failure.__traceback__)
+            self.log_exception(*exc_info)  # silent for an answer (ServiceError), logged for a fault
+            self.send_error(exc_info=exc_info)
 
     async def post(self):
         data = await self.run(self.upload.finish)

@@ -13,7 +13,6 @@ Everything here blocks (database): handlers run it in the executor.
 import csv
 import datetime
 import itertools
-import json
 from collections import namedtuple
 
 import peewee as pw
@@ -32,7 +31,7 @@ from models import (
 )
 from services import stats
 from services.errors import FormInvalid, NotFound
-from services.forms import Field, Int, Str, validate
+from services.forms import Field, Int, Str, parse_json, validate
 
 MAX_BATCH = 1000
 MAX_ERRORS = 20  # problems named in one answer
@@ -61,9 +60,10 @@ class Moment(Field):
                 moment = datetime.datetime.fromisoformat(text)
                 if moment.tzinfo is None:
                     moment = moment.replace(tzinfo=self.tz)
+            # inside the try: years 1 and 9999 overflow when moved to UTC
+            moment = moment.astimezone(stats.UTC).replace(tzinfo=None)
         except (ValueError, OverflowError, OSError):
             raise ValueError("必须是 ISO 8601 时间或毫秒时间戳") from None
-        moment = moment.astimezone(stats.UTC).replace(tzinfo=None)
         if not OLDEST <= moment <= self.latest:
             raise ValueError("时间不能早于 2000 年或晚于当前时间")
         return moment
@@ -107,7 +107,7 @@ def _one_record(raw, schemas, now_utc):
     if not isinstance(raw, dict):
         raise FormInvalid(data={"": ["必须是 JSON 对象"]})
     kind = raw.get("kind")
-    if kind not in schemas:
+    if not isinstance(kind, str) or kind not in schemas:  # a list or object cannot be looked up
         raise FormInvalid(data={"kind": ["取值必须是 " + ", ".join(KINDS) + " 之一"]})
     values = validate(schemas[kind], raw)
     return Record(kind, values["user_id"], values["openid"], values["name"], values["time"] or now_utc,
@@ -264,7 +264,7 @@ def read_file(path):
             for number, line in enumerate(f, 1):
                 if line.strip():
                     try:
-                        yield number, json.loads(line)
+                        yield number, parse_json(line)
                     except ValueError:
                         yield number, None
         else:

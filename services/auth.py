@@ -10,7 +10,19 @@ import time
 
 import peewee as pw
 
-from models import USER_ENABLED, Company, CompiledQuery, LoginFailure, Role, UsedSignature, User, db, now
+from models import (
+    USER_ENABLED,
+    Company,
+    CompiledQuery,
+    LoginThrottle,
+    Role,
+    UsedSignature,
+    User,
+    db,
+    locked,
+    now,
+    write_transaction,
+)
 from services.errors import AccountDisabled, BadLogin, TokenError, invalid
 
 SCRYPT_R, SCRYPT_P = 8, 1
@@ -61,25 +73,51 @@ def sign(timestamp, token):
 
 
 # ---- login throttle (shared through the database) ----------------------------------------------------
+# Throttle the guesser, not the owner: attempts are counted per login name *from one address* (so a guesser
+# elsewhere cannot lock the owner out) and per address whatever the name (so one address cannot try a
+# little on every name). An attempt is counted before its password is checked, under a row lock, so
+# parallel guesses cannot all slip under the limit; a right password takes its attempt back.
 
-def _throttled(login_name, max_failures, window):
-    row = LoginFailure.get_or_none(LoginFailure.login_name == login_name)
-    return row is not None and row.failures >= max_failures and now() - row.window_start < window
+def _throttle_keys(login_name, address):
+    """(login name from this address, this address); the name hashed so any text fits the column."""
+    name = hashlib.sha256(login_name.encode()).hexdigest()[:32]
+    return f"{address} {name}", address[:128]
 
 
-def _record_failure(login_name, window):
-    with db.atomic():
-        row = LoginFailure.get_or_none(LoginFailure.login_name == login_name)
-        if row is None:
-            LoginFailure.insert(login_name=login_name, failures=1, window_start=now()).on_conflict(
-                conflict_target=[LoginFailure.login_name],
-                update={LoginFailure.failures: LoginFailure.failures + 1}).execute()
-        elif now() - row.window_start >= window:
-            LoginFailure.update(failures=1, window_start=now()).where(
-                LoginFailure.login_name == login_name).execute()
-        else:
-            LoginFailure.update(failures=LoginFailure.failures + 1).where(
-                LoginFailure.login_name == login_name).execute()
+def _reserve_attempt(limits, window):
+    """Count one attempt on each key of `limits` (key -> most attempts per window), or write nothing at
+    all (so a throttled address adds no rows) and return False if any key has used its limit."""
+    current = now()
+    keys = list(limits)
+    with write_transaction() as transaction:
+        # rows first, so there is a row to lock (PostgreSQL); SQLite holds its write lock already
+        LoginThrottle.insert_many([{"key": key, "attempts": 0, "window_start": current} for key in keys]) \
+            .on_conflict_ignore().execute()
+        rows = list(locked(LoginThrottle.select().where(LoginThrottle.key.in_(keys))))
+        fresh = {row.key: current - row.window_start >= window for row in rows}
+        if any(not fresh[row.key] and row.attempts >= limits[row.key] for row in rows):
+            transaction.rollback()
+            return False
+        for row in rows:
+            update = {LoginThrottle.attempts: 1, LoginThrottle.window_start: current} if fresh[row.key] \
+                else {LoginThrottle.attempts: LoginThrottle.attempts + 1}
+            LoginThrottle.update(update).where(LoginThrottle.key == row.key).execute()
+    return True
+
+
+def _release_attempt(name_key, address_key):
+    """The password was right: forget this name's attempts from here, and take this one back from the
+    address (its count is of failures, not of logins)."""
+    LoginThrottle.delete().where(LoginThrottle.key == name_key).execute()
+    LoginThrottle.update(attempts=LoginThrottle.attempts - 1).where(
+        (LoginThrottle.key == address_key) & (LoginThrottle.attempts > 0)).execute()
+
+
+def prune_login_throttle(settings):
+    """Forget counts whose window is over (they no longer throttle): the table holds at most
+    login_max_failures_per_address + 1 rows per address seen within the window."""
+    cutoff = now() - datetime.timedelta(seconds=settings["auth"]["login_window_seconds"])
+    return LoginThrottle.delete().where(LoginThrottle.window_start < cutoff).execute()
 
 
 # ---- login, logout, password change -----------------------------------------------------------------
@@ -95,29 +133,31 @@ def _dummy_hash(n):
     return _DUMMY_HASH
 
 
-def login(login_name, password, settings):
-    """Check the credentials and return the user, with a token. Raises BadLogin or AccountDisabled."""
+def login(login_name, password, settings, address="-"):
+    """Check the credentials sent from `address` and return the user, with a token. Raises BadLogin or
+    AccountDisabled."""
     auth = settings["auth"]
     window = datetime.timedelta(seconds=auth["login_window_seconds"])
-    if _throttled(login_name, auth["login_max_failures"], window):
+    name_key, address_key = _throttle_keys(login_name, address)
+    if not _reserve_attempt({name_key: auth["login_max_failures"],
+                             address_key: auth["login_max_failures_per_address"]}, window):
         raise BadLogin("登录失败次数过多，请稍后再试")
     user = (User.select(User, Company, Role).join(Company).switch(User).join(Role)
             .where(User.login_name == login_name).first())
     if user is None:
         check_password(password, _dummy_hash(auth["scrypt_n"]))
-        _record_failure(login_name, window)
         raise BadLogin()
     if not check_password(password, user.password_hash):
-        _record_failure(login_name, window)
         raise BadLogin()
     if user.status != USER_ENABLED:
+        _release_attempt(name_key, address_key)
         raise AccountDisabled()
     updates = {User.last_login_date: now()}
     if _is_legacy_md5(user.password_hash):
         updates[User.password_hash] = hash_password(password, auth["scrypt_n"])
     with db.atomic():
         User.update(updates).where(User.id == user.id).execute()
-        LoginFailure.delete().where(LoginFailure.login_name == login_name).execute()
+        _release_attempt(name_key, address_key)
     previous_login = user.last_login_date
     user.last_login_date = updates[User.last_login_date]
     return user, previous_login
@@ -185,7 +225,8 @@ def authenticate(params, path, method, settings, max_age_seconds=None, once=None
     if age > (max_age_seconds or skew) or -age > skew:
         raise TokenError("时间戳已过期")
     user = _load_signer(user_id)
-    if user is None or not hmac.compare_digest(sign(params["timestamp"], user.token), rand_str.lower()):
+    if user is None or not hmac.compare_digest(sign(params["timestamp"], user.token).encode(),
+                                               rand_str.lower().encode()):  # bytes: text must be ASCII
         raise TokenError()
     if user.status != USER_ENABLED:
         raise AccountDisabled()

@@ -16,10 +16,11 @@ import unicodedata
 
 import peewee as pw
 
-from models import ProductPicture, db
+from models import Company, ProductPicture, db, locked, now, write_transaction
 from services import auth, chunk_stream, images
 from services.errors import FormInvalid, NotFound, TooLarge, invalid
 from services.forms import Int, Str, validate
+from services.products import delete_files
 from storage.base import MissingChunk, UploadNotFound, UploadTooLarge, thumbnail_url
 
 log = logging.getLogger("zgld.pictures")
@@ -259,6 +260,7 @@ def complete_upload(storage, settings, user, params):
     done = _completed(upload_key)
     if done is not None:
         return _answer(done)
+    _check_quota(user.company_id, 0, limits)  # a company already full is told before the image work
     try:
         picture = _joined_picture(storage, key, form["chunk_num"], limits)
     except Exception:
@@ -266,20 +268,35 @@ def complete_upload(storage, settings, user, params):
         if done is not None:
             return _answer(done)
         raise
-    row = store_picture(storage, user, form["picture_type"], picture, upload_key)
+    row = store_picture(storage, user, form["picture_type"], picture, upload_key, quota=limits)
     storage.abort(key)
     return _answer(row)
 
 
-def store_picture(storage, user, picture_type, picture, upload_key=None):
+def _check_quota(company_id, new_bytes, limits):
+    """413 if one more picture of `new_bytes` would pass the company's picture or byte quota."""
+    count, total = ProductPicture.select(pw.fn.COUNT(ProductPicture.id),
+                                         pw.fn.COALESCE(pw.fn.SUM(ProductPicture.byte_size), 0)).where(
+        ProductPicture.company == company_id).scalar(as_tuple=True)
+    if count + 1 > limits["company_max_pictures"]:
+        raise TooLarge(f"本公司的图片已达上限 {limits['company_max_pictures']} 张，请先删除不用的产品或图片")
+    if total + new_bytes > limits["company_max_bytes"]:
+        raise TooLarge(f"本公司的图片已达总大小上限 {limits['company_max_bytes'] // 2**20} MB，"
+                       "请先删除不用的产品或图片")
+
+
+def store_picture(storage, user, picture_type, picture, upload_key=None, quota=None):
     """Store a processed picture (images.process) and its thumbnail under a server-made name and record
-    it for the user's company; return the row. If the same upload was completed concurrently, keep
-    theirs and drop ours."""
+    it for the user's company, within the company's `quota` (upload settings) if given; return the row.
+    If the same upload was completed concurrently, keep theirs and drop ours."""
     url = storage.url_for(f"{_new_name()}.{picture.extension}")
     try:
         storage.store(thumbnail_url(url), picture.thumbnail)
         storage.store(url, picture.data)
-        with db.atomic():
+        with write_transaction():
+            if quota is not None:  # under the company's lock, so parallel uploads cannot all fit
+                list(locked(Company.select(Company.id).where(Company.id == user.company_id)))
+                _check_quota(user.company_id, len(picture.data), quota)
             return ProductPicture.create(
                 user=user.id, company=user.company_id, picture_type=picture_type, url=url,
                 upload_key=upload_key, byte_size=len(picture.data), width=picture.width,
@@ -348,7 +365,35 @@ def sweep_orphans(storage, settings):
     return len(orphans)
 
 
+_EXPIRE_BATCH = 500
+
+
+def expire_unattached(storage, settings):
+    """Delete pictures never attached to a product, upload.unattached_picture_days after their upload
+    (rows, then files): uploading without ever saving a product must not fill the disk."""
+    cutoff = now() - datetime.timedelta(days=settings["upload"]["unattached_picture_days"])
+    unattached = ProductPicture.product.is_null() & (ProductPicture.create_date < cutoff)
+    removed = 0
+    while True:
+        candidates = dict(ProductPicture.select(ProductPicture.id, ProductPicture.url).where(unattached)
+                          .limit(_EXPIRE_BATCH).tuples())
+        if not candidates:
+            break
+        # the condition again: a product saved meanwhile keeps its pictures
+        ProductPicture.delete().where(ProductPicture.id.in_(list(candidates)) & unattached).execute()
+        kept = {i for (i,) in ProductPicture.select(ProductPicture.id).where(
+            ProductPicture.id.in_(list(candidates))).tuples()}
+        delete_files(storage, [url for i, url in candidates.items() if i not in kept])
+        removed += len(candidates) - len(kept)
+        if kept:  # attached meanwhile: the next round would find the rest, not these
+            break
+    if removed:
+        log.info("removed %d picture(s) never attached to a product", removed)
+    return removed
+
+
 def housekeeping(storage, settings):
-    """The periodic job: expired uploads and orphaned files."""
+    """The periodic job: expired uploads, pictures never attached, and orphaned files."""
     expire_uploads(storage, settings)
+    expire_unattached(storage, settings)
     sweep_orphans(storage, settings)

@@ -205,7 +205,8 @@ def reset_password(caller, user_id, new_password, scrypt_n):
 
 
 def delete_user(caller, user_id, storage):
-    """Delete a user (never yourself); their personal products and pictures go, files after the commit."""
+    """Delete a user (never yourself); their personal products, pictures and unfinished uploads go, files
+    after the commit."""
     if user_id == caller.id:
         raise NotOnSelf("不允许删除自己")
     with write_transaction():
@@ -213,3 +214,5 @@ def delete_user(caller, user_id, storage):
         urls = _delete_personal_rows(user.id)
         User.delete().where(User.id == user.id).execute()
     delete_files(storage, urls)
+    for upload_id in storage.open_uploads(user.id):  # their unfinished uploads go with them
+        storage.abort((user.id, upload_id))
