@@ -16,7 +16,7 @@ import unicodedata
 
 import peewee as pw
 
-from models import Company, ProductPicture, db, locked, now, write_transaction
+from models import Company, ProductPicture, locked, now, write_transaction
 from services import auth, chunk_stream, images
 from services.errors import FormInvalid, NotFound, TooLarge, invalid
 from services.forms import Int, Str, validate
