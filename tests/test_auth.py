@@ -282,9 +282,9 @@ async def test_the_throttle_ends_with_its_window(client, admin, settings):
     assert "次数过多" in (await client.post(LOGIN, data={"username": "boss", "password": "secret123"}))["msg"]
     # The window passes: the failures are moved back by its length (waiting 300 s would make a slow test).
     window = datetime.timedelta(seconds=settings["auth"]["login_window_seconds"] + 1)
-    for row in models.LoginFailure.select():
-        models.LoginFailure.update(window_start=row.window_start - window).where(
-            models.LoginFailure.login_name == row.login_name).execute()
+    for row in models.LoginThrottle.select():
+        models.LoginThrottle.update(window_start=row.window_start - window).where(
+            models.LoginThrottle.key == row.key).execute()
     assert (await client.post(LOGIN, data={"username": "boss", "password": "secret123"}))["code"] == 200
 
 
