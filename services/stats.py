@@ -230,23 +230,27 @@ def _plan(done_through, last_due, settings):
 def _take_lease(owner, now):
     """Take or renew the roll-up lease for `owner`; True if it holds it now. The lease is free when released,
     run out, or held by a process of this machine that no longer runs (it crashed mid-run): taking it over
-    is logged. Taken with a compare-and-set on the holder read, so two takers cannot both win."""
+    is logged. Each change is a compare-and-set on the holder, so two takers cannot both win."""
     until = current_time(now).astimezone(UTC).replace(tzinfo=None)
+    lease = {"lease_owner": owner, "lease_until": until + datetime.timedelta(seconds=LEASE_SECONDS),
+             "lease_process": _this_process()}
+    if _set_lease(lease, RollupState.lease_owner.in_(["", owner])):  # free or ours: one statement
+        return True
     held = RollupState.get_by_id(ROLLUP)
-    takeover = None
-    if held.lease_owner not in ("", owner) and held.lease_until is not None:
-        if held.lease_until < until:
-            takeover = "its lease ran out"
-        elif _process_gone(held.lease_process):
-            takeover = "that process is no longer running"
-        else:
-            return False
-    taken = RollupState.update(lease_owner=owner, lease_until=until + datetime.timedelta(seconds=LEASE_SECONDS),
-                               lease_process=_this_process()).where(
-        RollupState.name == ROLLUP, RollupState.lease_owner == held.lease_owner).execute() == 1
-    if taken and takeover:
-        log.warning("roll-up: took over the lease of %s: %s", held.lease_process or "another process", takeover)
-    return taken
+    if held.lease_until is not None and held.lease_until < until:
+        takeover = "its lease ran out"
+    elif held.lease_owner and _process_gone(held.lease_process):
+        takeover = "that process is no longer running"
+    else:
+        return False
+    if not _set_lease(lease, RollupState.lease_owner == held.lease_owner):
+        return False
+    log.warning("roll-up: took over the lease of %s: %s", held.lease_process or "another process", takeover)
+    return True
+
+
+def _set_lease(lease, condition):
+    return RollupState.update(**lease).where(RollupState.name == ROLLUP, condition).execute() == 1
 
 
 def _release_lease(owner):
