@@ -17,7 +17,7 @@ import pytest
 
 import models
 import server
-from services import activity
+from services import activity, stats
 from tests.conftest import row_counts
 from tests.test_stats import TZ_NAME, cli_config
 
@@ -73,6 +73,16 @@ async def test_a_batch_sent_again_stores_nothing_twice(client, staff):
     body = await client.post(BATCH, staff, json_body={"records": mixed})
     assert body["data"] == {"binding_num": 0, "follow_num": 0, "access_num": 1, "new_num": 1, "known_num": 1}
     assert event_rows() == {"CustomerBinding": 1, "FollowUp": 1, "AccessEvent": 2}
+
+
+def test_known_records_change_nothing_not_even_the_rollups_marks(settings, staff):
+    records = [{**r, "time": days_ago(4)} for r in with_ids(staff)]
+    activity.store_records(None, records, settings)
+    stats.rollup_if_due(settings)
+    assert not models.RollupStale.select().exists()
+    before = row_counts()
+    assert activity.store_records(None, records, settings)["known_num"] == 3
+    assert row_counts() == before  # no day marked for recomputing, no customer touched
 
 
 @pytest.mark.gen_test
