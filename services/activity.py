@@ -367,7 +367,7 @@ def line_record_id(raw, repeats):
 
 class _Repeats:
     """How many times each line content has been seen in a file so far. Keeps 8 bytes of each digest as
-    an int (about 70 bytes a line in all); a clash only numbers a line as a repeat, the same in every run."""
+    an int (about 80 bytes a line in all); a clash only numbers a line as a repeat, the same in every run."""
 
     def __init__(self):
         self.seen, self.counts = set(), {}
