@@ -26,7 +26,7 @@ def frozen(monkeypatch):
     monkeypatch.setattr(stats, "clock", lambda: NOW)
 
 
-@pytest.mark.gen_test
+@pytest.mark.gen_test(timeout=60)  # the set-up rolls up 45 days: seconds on a busy PostgreSQL
 async def test_yesterdays_events_sent_by_batch_count_at_once(client, settings, staff, admin, frozen):
     put(settings, history(staff, admin))
     stats.rollup_if_due(settings, NOW)
