@@ -166,6 +166,9 @@ ACTION_LABELS = {1: "查看名片", 2: "查看产品", 3: "查看动态", 4: "�
                  7: "咨询产品", 8: "保存电话", 9: "点赞", 10: "拨打电话", 11: "播放语音", 12: "复制邮箱"}
 
 
+RECORD_ID_LENGTH = 64
+
+
 def utcnow():
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
@@ -191,6 +194,7 @@ class CustomerBinding(BaseModel):
     user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
     source = pw.SmallIntegerField(default=BINDING_SCAN)
     happened_at = pw.DateTimeField()  # UTC
+    record_id = pw.CharField(max_length=RECORD_ID_LENGTH, null=True)  # the sender's id: stored once
 
     class Meta:
         indexes = ((("company",), False),)
@@ -203,6 +207,7 @@ class FollowUp(BaseModel):
     user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
     content = pw.TextField(default="")
     happened_at = pw.DateTimeField()  # UTC
+    record_id = pw.CharField(max_length=RECORD_ID_LENGTH, null=True)
 
     class Meta:
         indexes = ((("company", "happened_at"), False), (("happened_at", "company"), False))
@@ -215,9 +220,17 @@ class AccessEvent(BaseModel):
     user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL", index=False)
     action = pw.SmallIntegerField()
     happened_at = pw.DateTimeField()  # UTC
+    record_id = pw.CharField(max_length=RECORD_ID_LENGTH, null=True)
 
     class Meta:
         indexes = ((("company", "happened_at", "action"), False), (("happened_at", "company", "action"), False))
+
+
+for _model in (CustomerBinding, FollowUp, AccessEvent):
+    # A record id is unique per company and kind. Partial: most records come without one, and those then
+    # cost no index entry (and no ingestion time). create_tables adds it to a table made by an older version.
+    _model.add_index(_model.index(_model.company, _model.record_id, unique=True).where(
+        _model.record_id.is_null(False)))
 
 
 class DailyStats(BaseModel):
@@ -241,6 +254,7 @@ class RollupState(BaseModel):
     done_through = pw.DateField(null=True)  # every day up to this one is in DailyStats
     lease_owner = pw.CharField(max_length=32, default="")
     lease_until = pw.DateTimeField(null=True)  # UTC
+    lease_process = pw.CharField(max_length=255, default="")  # the holder: host, boot, pid (a dead one is taken over)
 
 
 class RollupStale(BaseModel):
@@ -355,6 +369,14 @@ def write_transaction():
     at the start, so two processes cannot both read the old state; on PostgreSQL, pair it with locked()."""
     if isinstance(db.obj, pw.SqliteDatabase):
         return db.atomic("IMMEDIATE")
+    return db.atomic()
+
+
+def read_snapshot():
+    """A read-only transaction whose statements all see one snapshot (SQLite's deferred transaction does;
+    PostgreSQL needs REPEATABLE READ), for answers assembled from several queries."""
+    if isinstance(db.obj, pw.PostgresqlDatabase):
+        return db.atomic(isolation_level="REPEATABLE READ")
     return db.atomic()
 
 

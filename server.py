@@ -289,7 +289,8 @@ def cmd_import_activity(settings, args):
         sys.exit(f"import-activity: nothing imported: {e.msg}: {e.data}")
     stats.rollup_if_due(settings)  # past days the import changed (else the running service does it)
     print(f"imported {done['records']} records: {done['binding_num']} bindings, {done['follow_num']} "
-          f"follow-ups, {done['access_num']} access events")
+          f"follow-ups, {done['access_num']} access events; {done['new_num']} new, {done['known_num']} "
+          "already known (stored before, not stored again)")
 
 
 def cmd_rollup(settings, args):

@@ -4,7 +4,9 @@ A record is a dict with `kind` (binding, follow_up or access), `user_id` (whose 
 `openid` (created in the user's company if new; optional `name` used when it is created) and an optional
 `time` (ISO 8601, where a time without an offset is in stats.timezone, or milliseconds since the epoch;
 default now). A binding may give `source` (1 scan, 2 forward; default 1), an access record needs
-`action` (1..12, models.ACTION_LABELS), a follow-up may give `content`.
+`action` (1..12, models.ACTION_LABELS), a follow-up may give `content`. Any record may carry a `record_id`
+(unique per company and kind): a record whose id is already stored is not stored again, so a batch sent
+twice, or a file imported twice, counts nothing twice.
 
 A batch is checked as a whole before anything is written: a bad record is a 303 whose `data` names it
 (`records[3].action`), a user the caller may not see a 302; then everything is written in one transaction.
@@ -12,6 +14,7 @@ Everything here blocks (database): handlers run it in the executor.
 """
 import csv
 import datetime
+import hashlib
 import itertools
 from collections import namedtuple
 
@@ -20,6 +23,7 @@ import peewee as pw
 from models import (
     BINDING_FORWARD,
     BINDING_SCAN,
+    RECORD_ID_LENGTH,
     AccessEvent,
     Customer,
     CustomerBinding,
@@ -39,7 +43,8 @@ OLDEST = datetime.datetime(2000, 1, 1)
 FUTURE_TOLERANCE = datetime.timedelta(minutes=5)  # client clocks run a little ahead
 KINDS = ("binding", "follow_up", "access")
 
-Record = namedtuple("Record", "kind user_id openid name at extra")  # extra: source, content or action
+# extra: source, content or action; record_id: the sender's id for the record, or None
+Record = namedtuple("Record", "kind user_id openid name at extra record_id")
 
 
 class Moment(Field):
@@ -71,7 +76,7 @@ class Moment(Field):
 
 def _schemas(tz, latest):
     common = {"user_id": Int(), "openid": Str(max_length=64), "name": Str(required=False, default="", max_length=64),
-              "time": Moment(tz, latest)}
+              "time": Moment(tz, latest), "record_id": Str(required=False, max_length=RECORD_ID_LENGTH)}
     return {
         "binding": {**common, "source": Int(required=False, default=BINDING_SCAN,
                                             choices=(BINDING_SCAN, BINDING_FORWARD))},
@@ -81,6 +86,8 @@ def _schemas(tz, latest):
 
 
 EXTRA_FIELD = {"binding": "source", "follow_up": "content", "access": "action"}
+MODELS = {"binding": CustomerBinding, "follow_up": FollowUp, "access": AccessEvent}
+EXTRA_COLUMN = {"binding": CustomerBinding.source, "follow_up": FollowUp.content, "access": AccessEvent.action}
 
 
 def validate_records(raw_records, settings, now=None, labels=None):
@@ -111,7 +118,7 @@ def _one_record(raw, schemas, now_utc):
         raise FormInvalid(data={"kind": ["取值必须是 " + ", ".join(KINDS) + " 之一"]})
     values = validate(schemas[kind], raw)
     return Record(kind, values["user_id"], values["openid"], values["name"], values["time"] or now_utc,
-                  values[EXTRA_FIELD[kind]])
+                  values[EXTRA_FIELD[kind]], values["record_id"])
 
 
 # ---- storing -----------------------------------------------------------------------------------------
@@ -124,8 +131,19 @@ def store_records(caller, raw_records, settings, now=None):
 
 
 def store(caller, records, settings, now=None, labels=None):
-    """Write validated Records in one transaction; answer how many of each kind were stored."""
+    """Write validated Records in one transaction, leaving out each record whose record_id is already stored
+    (or came earlier in the batch); answer how many of each kind were stored, how many records were new and
+    how many already known."""
     companies = user_companies(caller, records, labels)
+    fresh = _unknown_records(records, companies)
+    stored = _write(fresh, companies, settings, now) if fresh else dict.fromkeys(KINDS, 0)
+    new = sum(stored.values())
+    return {"binding_num": stored["binding"], "follow_num": stored["follow_up"], "access_num": stored["access"],
+            "new_num": new, "known_num": len(records) - new}
+
+
+def _write(records, companies, settings, now):
+    """Store the records (and their new customers) in one transaction; {kind: rows stored}."""
     wanted = _wanted_customers(records, companies)
     # Read before the write lock, to hold it shorter: customers are never removed one by one, and a
     # first-binding move is conditional, so what is read here stays valid.
@@ -140,16 +158,49 @@ def store(caller, records, settings, now=None, labels=None):
         rows = {kind: [] for kind in KINDS}
         for r in records:
             company = companies[r.user_id]
-            rows[r.kind].append((company, found[company, r.openid], r.user_id, r.extra, r.at))
-        for model, extra, kind in ((CustomerBinding, CustomerBinding.source, "binding"),
-                                   (FollowUp, FollowUp.content, "follow_up"),
-                                   (AccessEvent, AccessEvent.action, "access")):
-            insert_rows(model, [model.company, model.customer, model.user, extra, model.happened_at], rows[kind])
+            rows[r.kind].append((company, found[company, r.openid], r.user_id, r.extra, r.at, r.record_id))
+        stored = {}
+        for kind, model in MODELS.items():
+            fields = [model.company, model.customer, model.user, EXTRA_COLUMN[kind], model.happened_at,
+                      model.record_id]
+            # A concurrent batch may have just stored a record with the same id: that row is left out.
+            has_ids = any(row[-1] is not None for row in rows[kind])
+            stored[kind] = insert_rows(model, fields, rows[kind], ignore_conflicts=has_ids)
         # A first binding that moved earlier changes the new-customer count of its old day too.
         moved_from = (first for _, _, first in moves if first is not None)
         stats.mark_stale(itertools.chain((r.at for r in records), moved_from), settings, now)
-    return {"binding_num": len(rows["binding"]), "follow_num": len(rows["follow_up"]),
-            "access_num": len(rows["access"])}
+    return stored
+
+
+def _unknown_records(records, companies):
+    """The records to store: those without a record_id, and the first one with each id not yet stored for
+    its company and kind. Read before the write lock; a record stored meanwhile is caught by the insert."""
+    wanted = {}
+    for r in records:
+        if r.record_id is not None:
+            wanted.setdefault((r.kind, companies[r.user_id]), set()).add(r.record_id)
+    known = {(kind, company, record_id) for (kind, company), ids in wanted.items()
+             for record_id in _stored_record_ids(MODELS[kind], company, ids)}
+    fresh = []
+    for r in records:
+        if r.record_id is not None:
+            key = (r.kind, companies[r.user_id], r.record_id)
+            if key in known:
+                continue
+            known.add(key)
+        fresh.append(r)
+    return fresh
+
+
+def _stored_record_ids(model, company, record_ids):
+    """The ids among `record_ids` that `company` already has for `model` (SQL by hand, as _customer_ids)."""
+    table, param = model._meta.table_name, db.param
+    stored = []
+    for chunk in pw.chunked(sorted(record_ids), 500):
+        cursor = db.execute_sql(f'SELECT "record_id" FROM "{table}" WHERE "company_id" = {param} '
+                                f'AND "record_id" IN ({", ".join([param] * len(chunk))})', [company, *chunk])
+        stored += [record_id for (record_id,) in cursor.fetchall()]
+    return stored
 
 
 def user_companies(caller, records, labels=None):
@@ -219,9 +270,9 @@ _INSERT_SQL = {}  # (database class, model, fields, ignore_conflicts) -> (head, 
 
 
 def insert_rows(model, fields, rows, ignore_conflicts=False):
-    """`insert_many` of `rows` (tuples in the order of `fields`), compiled once: building a 1,000-row
-    statement through Peewee costs about 0.1 ms a row, more than running it. Peewee writes the statement
-    for one row; its VALUES group is repeated for each row."""
+    """`insert_many` of `rows` (tuples in the order of `fields`); returns the rows inserted. Compiled once:
+    building a 1,000-row statement through Peewee costs about 0.1 ms a row, more than running it. Peewee
+    writes the statement for one row; its VALUES group is repeated for each row."""
     key = (type(db.obj), model, tuple(f.name for f in fields), ignore_conflicts)
     if key not in _INSERT_SQL:
         query = model.insert_many([tuple(range(len(fields)))], fields=fields).as_rowcount()
@@ -232,8 +283,11 @@ def insert_rows(model, fields, rows, ignore_conflicts=False):
         group = rest[:rest.index(")") + 1]  # "(?, ?, ...)": placeholders hold no parentheses
         _INSERT_SQL[key] = (head + " VALUES ", group, rest[len(group):])
     head, group, tail = _INSERT_SQL[key]
+    inserted = 0
     for chunk in pw.chunked(rows, MAX_BATCH):
-        db.execute_sql(head + ", ".join([group] * len(chunk)) + tail, [v for row in chunk for v in row])
+        cursor = db.execute_sql(head + ", ".join([group] * len(chunk)) + tail, [v for row in chunk for v in row])
+        inserted += cursor.rowcount  # rows left out by ignore_conflicts are not counted
+    return inserted
 
 
 def _customer_ids(keys):
@@ -275,20 +329,56 @@ def read_file(path):
 
 def import_file(path, settings, progress=None, now=None):
     """Check the whole file (every record valid, every user known), then store it in batches of
-    MAX_BATCH; a bad file stores nothing. `progress(n)` is told about each stored batch. Returns totals."""
+    MAX_BATCH; a bad file stores nothing. A line without a record_id gets one made from its content
+    (line_record_id), so a file imported again -- after an interruption or by mistake -- stores none of
+    its records twice. `progress(n)` is told about each stored batch. Returns totals."""
     total = 0
     for batch in _batches(path):
         records = validate_records([raw for _, raw in batch], settings, now, _line_labels(batch))
         user_companies(None, records, _line_labels(batch))
         total += len(records)
-    totals = {"binding_num": 0, "follow_num": 0, "access_num": 0}
+    totals = dict.fromkeys(("binding_num", "follow_num", "access_num", "new_num", "known_num"), 0)
+    repeats = _Repeats()
     for batch in _batches(path):
-        stored = store(None, validate_records([raw for _, raw in batch], settings, now), settings, now)
-        for key, n in stored.items():
+        raws = [raw for _, raw in batch]
+        records = [r if r.record_id is not None else r._replace(record_id=line_record_id(raw, repeats))
+                   for r, raw in zip(validate_records(raws, settings, now), raws, strict=True)]
+        for key, n in store(None, records, settings, now).items():
             totals[key] += n
         if progress:
             progress(len(batch))
     return {"records": total, **totals}
+
+
+LINE_FIELDS = ("kind", "user_id", "openid", "name", "time", "source", "content", "action")
+
+
+def line_record_id(raw, repeats):
+    """The record id of a file's line that gives none: a digest of its fields as written (blank ones left
+    out; a missing time too, so a line stored with "now" keeps its id), and for the n-th line of the same
+    content in the file, n. So two identical lines stay two records, and reading the same file again --
+    or a later export that contains it, in any order -- gives the same ids."""
+    fields = [[name, str(raw[name]).strip()] for name in LINE_FIELDS
+              if raw.get(name) is not None and str(raw[name]).strip()]
+    digest = hashlib.blake2b(json.dumps(fields, ensure_ascii=False).encode(), digest_size=16).digest()
+    n = repeats.count(digest)
+    return f"line-{digest.hex()}" + (f"-{n}" if n > 1 else "")
+
+
+class _Repeats:
+    """How many times each line content has been seen in a file so far. Keeps 8 bytes of each digest as
+    an int (about 80 bytes a line in all); a clash only numbers a line as a repeat, the same in every run."""
+
+    def __init__(self):
+        self.seen, self.counts = set(), {}
+
+    def count(self, digest):
+        key = int.from_bytes(digest[:8], "big")
+        if key not in self.seen:
+            self.seen.add(key)
+            return 1
+        self.counts[key] = self.counts.get(key, 1) + 1
+        return self.counts[key]
 
 
 def count_records(path):

@@ -2,20 +2,25 @@
 
 Days are calendar days in `stats.timezone`. Event times are stored as naive UTC, so a day is the UTC
 interval between its two local midnights. Past days are answered from DailyStats, which the roll-up keeps
-current; days it has not reached yet (normally only today) are counted from the raw records, so an
-answer is right even while the roll-up is behind.
+current; days it has not reached yet (normally only today), and rolled-up days that late records have
+changed since (RollupStale), are counted from the raw records, so an answer is right at once.
 
 The roll-up is safe with several processes on one database: a lease row lets one process at a time run
 it, each day is recomputed under a lock on the progress row (so an older count never overwrites a newer
-one) and written with an upsert, and progress lives in RollupState.
+one) and written with an upsert, and progress lives in RollupState. A lease whose holder died is taken
+over at once when the holder ran on this machine, else when it runs out.
 
 Everything here blocks (database): handlers run it in the executor. `now` (an aware datetime, default the
 current time) is injectable so tests can move the clock instead of sleeping.
 """
+import contextlib
 import datetime
 import logging
+import os
+import socket
 import uuid
 import zoneinfo
+from pathlib import Path
 
 import peewee as pw
 
@@ -30,6 +35,7 @@ from models import (
     User,
     db,
     locked,
+    read_snapshot,
     write_transaction,
 )
 from services.errors import NotFound
@@ -40,7 +46,9 @@ UTC = datetime.UTC
 METRICS = ("customer_num", "follow_num", "browse_num", "forward_num", "saved_total_num", "praise_sum")
 ACTION_METRICS = {1: "browse_num", 6: "forward_num", 8: "saved_total_num", 9: "praise_sum"}
 ROLLUP = "daily"  # the RollupState row of the daily roll-up
-LEASE_SECONDS = 300  # a crashed process's lease expires after this; a running one renews it every day
+# A holder renews its lease after every day it recomputes; one that died on another host (whose process
+# table cannot be seen from here) is taken over once the lease runs out.
+LEASE_SECONDS = 60
 EARLIEST = datetime.datetime(1970, 1, 1)
 
 
@@ -220,17 +228,69 @@ def _plan(done_through, last_due, settings):
 
 
 def _take_lease(owner, now):
+    """Take or renew the roll-up lease for `owner`; True if it holds it now. The lease is free when released,
+    run out, or held by a process of this machine that no longer runs (it crashed mid-run): taking it over
+    is logged. Each change is a compare-and-set on the holder, so two takers cannot both win."""
     until = current_time(now).astimezone(UTC).replace(tzinfo=None)
-    free = (RollupState.lease_until.is_null() | (RollupState.lease_until < until) |
-            (RollupState.lease_owner == owner))
-    taken = RollupState.update(lease_owner=owner, lease_until=until + datetime.timedelta(seconds=LEASE_SECONDS)).where(
-        RollupState.name == ROLLUP, free).execute()
-    return taken == 1
+    lease = {"lease_owner": owner, "lease_until": until + datetime.timedelta(seconds=LEASE_SECONDS),
+             "lease_process": _this_process()}
+    if _set_lease(lease, RollupState.lease_owner.in_(["", owner])):  # free or ours: one statement
+        return True
+    held = RollupState.get_by_id(ROLLUP)
+    if held.lease_until is not None and held.lease_until < until:
+        takeover = "its lease ran out"
+    elif held.lease_owner and _process_gone(held.lease_process):
+        takeover = "that process is no longer running"
+    else:
+        return False
+    if not _set_lease(lease, RollupState.lease_owner == held.lease_owner):
+        return False
+    log.warning("roll-up: took over the lease of %s: %s", held.lease_process or "another process", takeover)
+    return True
+
+
+def _set_lease(lease, condition):
+    return RollupState.update(**lease).where(RollupState.name == ROLLUP, condition).execute() == 1
 
 
 def _release_lease(owner):
-    RollupState.update(lease_owner="", lease_until=None).where(
+    RollupState.update(lease_owner="", lease_until=None, lease_process="").where(
         RollupState.name == ROLLUP, RollupState.lease_owner == owner).execute()
+
+
+def _this_process():
+    """host/boot/pid/start time: enough for another process on this machine to tell whether it still runs."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}/{_boot_id()}/{pid}/{_start_time(pid)}"
+
+
+def _process_gone(holder):
+    """True if `holder` (_this_process() of the lease's holder) is a process of this machine that no longer
+    runs. Another host's is unknown (False: its lease runs out instead). Wrongly True (two hosts of one
+    name with separate process tables) would only duplicate work: recomputing a day is idempotent."""
+    host, boot, pid, started = (holder.split("/") + ["", "", "", ""])[:4]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if boot and boot != _boot_id():
+        return True  # the machine restarted since
+    return _start_time(int(pid)) != started  # "" when no such process; another start time: the pid was reused
+
+
+def _boot_id():
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_time(pid):
+    """The process's start time in clock ticks after boot; "" if there is no such process (or no /proc,
+    where every holder then looks alive and its lease runs out instead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22; the name before ")" may hold spaces
 
 
 def rollup_if_due(settings, now=None):
@@ -268,6 +328,8 @@ def _run(owner, settings, now):
         # Only the mark that was read: a newer one (records that came in meanwhile) stays for next time.
         RollupStale.delete().where(RollupStale.day == mark.day, RollupStale.version == mark.version).execute()
         done.append(mark.day)
+        if not _take_lease(owner, now):
+            return done
     return done
 
 
@@ -309,9 +371,40 @@ def target_company(caller, company_id):
     return company
 
 
-def _done_through():
-    state = RollupState.get_or_none(RollupState.name == ROLLUP)
-    return state.done_through if state is not None else None
+def _progress_query():
+    stale = RollupStale.select(pw.fn.COUNT(RollupStale.day)).where(RollupStale.day <= RollupState.done_through)
+    return RollupState.select(RollupState.done_through, stale).where(RollupState.name == ROLLUP)
+
+
+def _as_date(value):
+    """A DATE read through raw SQL comes back as text on SQLite."""
+    return value if value is None or isinstance(value, datetime.date) else datetime.date.fromisoformat(value)
+
+
+@contextlib.contextmanager
+def _rollup_view():
+    """(done_through, rolled-up days that late records made stale) for answering from the roll-up. Usually
+    none is stale and this is one query; otherwise every read inside sees one snapshot, as the roll-up may
+    recompute a stale day meanwhile (its old figure taken out and its new one counted raw would be wrong)."""
+    rows = run_compiled(("progress",), _progress_query)
+    if not rows or not rows[0][1]:
+        yield (_as_date(rows[0][0]) if rows else None), frozenset()
+        return
+    with read_snapshot():
+        state = RollupState.get_by_id(ROLLUP)
+        stale = RollupStale.select(RollupStale.day).where(RollupStale.day <= state.done_through).tuples()
+        yield state.done_through, frozenset(day for (day,) in stale)
+
+
+def _runs(days):
+    """Sorted days as runs of consecutive days [(first, last), ...]."""
+    runs = []
+    for day in sorted(days):
+        if runs and runs[-1][1] + datetime.timedelta(days=1) == day:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    return [tuple(run) for run in runs]
 
 
 def _rolled_sums(company_id, windows, done_through):
@@ -340,25 +433,46 @@ def _rolled_sums_query(window_count, company, done_through, **bounds):
 
 def window_totals(company_id, windows, settings, now=None):
     """Each metric summed over each window (first day or None for all time, last day), from the roll-up
-    for rolled-up days and from raw records for the rest."""
-    tz = zone(settings)
-    done_through = _done_through()
+    for rolled-up days and from raw records for the rest and for stale days."""
+    with _rollup_view() as (done_through, stale):
+        return _window_totals(company_id, windows, zone(settings), done_through, stale)
+
+
+def _window_totals(company_id, windows, tz, done_through, stale):
     totals = (_rolled_sums(company_id, windows, done_through) if done_through is not None
               else [_empty() for _ in windows])
+    rolled_stale = _rolled_days(company_id, stale) if stale else {}
     raw_cache = {}
-    not_rolled = done_through + datetime.timedelta(days=1) if done_through is not None else None
-    for total, (first, last) in zip(totals, windows, strict=True):
-        lower = [d for d in (first, not_rolled) if d is not None]
-        raw_first = max(lower) if lower else None  # the part of the window the roll-up has not reached
-        if raw_first is not None and raw_first > last:
-            continue
-        start = day_start(raw_first, tz) if raw_first is not None else EARLIEST
+
+    def add_raw(total, first, last):
+        start = day_start(first, tz) if first is not None else EARLIEST
         end = day_start(last + datetime.timedelta(days=1), tz)
         if (start, end) not in raw_cache:
             raw_cache[start, end] = raw_counts(start, end, company_id).get(company_id, _empty())
         for metric, n in raw_cache[start, end].items():
             total[metric] += n
+
+    not_rolled = done_through + datetime.timedelta(days=1) if done_through is not None else None
+    for total, (first, last) in zip(totals, windows, strict=True):
+        lower = [d for d in (first, not_rolled) if d is not None]
+        raw_first = max(lower) if lower else None  # the part of the window the roll-up has not reached
+        if raw_first is None or raw_first <= last:
+            add_raw(total, raw_first, last)
+        # Rolled-up days that late records changed: their rolled figures out, their raw counts in.
+        changed = [day for day in stale if (first is None or day >= first) and day <= last]
+        for day in changed:
+            for metric, n in rolled_stale.get(day, {}).items():
+                total[metric] -= n
+        for run_first, run_last in _runs(changed):
+            add_raw(total, run_first, run_last)
     return totals
+
+
+def _rolled_days(company_id, days):
+    """{day: {metric: n}} of the company's roll-up rows for `days`."""
+    query = DailyStats.select(DailyStats.day, *(getattr(DailyStats, m) for m in METRICS)).where(
+        DailyStats.company == company_id, DailyStats.day.in_(sorted(days)))
+    return {day: dict(zip(METRICS, figures, strict=True)) for day, *figures in query.tuples()}
 
 
 def acount_data(caller, company_id, settings, now=None):
@@ -379,19 +493,25 @@ def line_info(caller, company_id, days, index_type, settings, now=None):
     metric = METRICS[index_type - 1]
     today = local_today(settings, now)
     first, last = today - datetime.timedelta(days=days), today - datetime.timedelta(days=1)
-    done_through = _done_through()
+    with _rollup_view() as (done_through, stale):
+        values = _daily_values(company.id, metric, first, last, zone(settings), done_through, stale)
+    return {"ret_data": [{"statics_date": day.isoformat(), "value": values.get(day, 0)}
+                         for day in days_between(first, last)]}
+
+
+def _daily_values(company_id, metric, first, last, tz, done_through, stale):
+    """{day: value} of one metric from `first` to `last`: rolled-up days from the roll-up (a missing row is
+    0), the others and stale ones counted raw."""
     values = {}
     if done_through is not None and done_through >= first:
         column = getattr(DailyStats, metric)
         values.update(DailyStats.select(DailyStats.day, column).where(
-            DailyStats.company == company.id, DailyStats.day.between(first, min(last, done_through))).tuples())
-    tz = zone(settings)
+            DailyStats.company == company_id, DailyStats.day.between(first, min(last, done_through))).tuples())
     for day in days_between(first, last):
-        if done_through is None or day > done_through:  # not rolled up yet: count it raw
-            raw = raw_counts(day_start(day, tz), day_start(day + datetime.timedelta(days=1), tz), company.id)
-            values[day] = raw.get(company.id, _empty())[metric]
-    return {"ret_data": [{"statics_date": day.isoformat(), "value": values.get(day, 0)}
-                         for day in days_between(first, last)]}
+        if done_through is None or day > done_through or day in stale:
+            raw = raw_counts(day_start(day, tz), day_start(day + datetime.timedelta(days=1), tz), company_id)
+            values[day] = raw.get(company_id, _empty())[metric]
+    return values
 
 
 def home_page(caller, company_id, settings, now=None):

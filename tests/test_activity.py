@@ -59,7 +59,8 @@ def activity_rows():
 @pytest.mark.gen_test
 async def test_batch_as_json_body_stores_everything(client, staff):
     body = await client.post(BATCH, staff, json_body={"records": some_records(staff)})
-    assert body == {"code": 200, "msg": "添加成功", "data": {"binding_num": 1, "follow_num": 1, "access_num": 1}}
+    assert body == {"code": 200, "msg": "添加成功", "data": {"binding_num": 1, "follow_num": 1, "access_num": 1,
+                                                          "new_num": 3, "known_num": 0}}
     customers = {c.openid: c for c in models.Customer.select()}
     assert set(customers) == {"o1", "o2"} and customers["o1"].name == "王五"
     assert customers["o1"].first_bound_at is not None and customers["o2"].first_bound_at is None

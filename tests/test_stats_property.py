@@ -1,6 +1,6 @@
 """Property: whatever records arrive, in whatever order relative to roll-ups (some before a first roll-up,
-some late, after it), once the roll-up has run the dashboard's figures equal a direct count of the raw
-records, for every window and every day of line_info."""
+some late, after it), the dashboard's figures equal a direct count of the raw records, for every window
+and every day of line_info: as soon as the late records are stored, and once the roll-up has run."""
 import datetime
 
 import pytest
@@ -60,6 +60,8 @@ def test_rollup_answer_equals_raw_count(settings, users, early, late, roll_first
         stats.rollup_if_due(settings, START)
     if late:
         activity.store_records(None, [to_dict(users, now, *r) for r in late], settings, now)
+        for user in (users[0], users[2]):
+            assert_matches_raw(user, settings, now)  # at once, before the roll-up has seen them
     stats.rollup_if_due(settings, now)
     assert not models.RollupStale.select().exists()
     for user in (users[0], users[2]):
