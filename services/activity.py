@@ -16,6 +16,7 @@ import csv
 import datetime
 import hashlib
 import itertools
+import json
 from collections import namedtuple
 
 import peewee as pw
