@@ -73,6 +73,27 @@ def test_a_stale_day_recomputed_while_answering_is_counted_once(settings, staff,
     assert got == expected_acount(staff.company_id, TODAY)
 
 
+def test_a_late_record_stored_while_its_day_is_recomputed_keeps_the_day_marked(settings, staff, admin, monkeypatch):
+    """A record for a stale day commits after the roll-up has recomputed that day but before it clears the
+    day's mark: the newer mark stays (the day is counted raw, then recomputed next time), so the record is
+    never lost from the dashboard."""
+    put(settings, history(staff, admin))
+    stats.rollup_if_due(settings, NOW)
+    put(settings, [rec("access", staff, "late", local(2024, 3, 9, 18), action=1)])  # yesterday, marked stale
+    original, recomputed = stats.rollup_day, []
+
+    def recompute_then_another_arrives(day, tz):
+        original(day, tz)
+        if not recomputed:
+            recomputed.append(day)
+            put(settings, [rec("access", staff, "later", local(2024, 3, 9, 19), action=1)])
+
+    monkeypatch.setattr(stats, "rollup_day", recompute_then_another_arrives)
+    assert stats.rollup_if_due(settings, NOW) == [TODAY - DAY] == recomputed  # only the stale day
+    assert models.RollupStale.select().where(models.RollupStale.day == TODAY - DAY).exists()
+    assert stats.acount_data(staff, None, settings, NOW)["ret_data"] == expected_acount(staff.company_id, TODAY)
+
+
 # ---- the roll-up lease -----------------------------------------------------------------------------------
 
 HOLDER = """
