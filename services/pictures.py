@@ -10,7 +10,6 @@ import datetime
 import hashlib
 import logging
 import secrets
-import threading
 import time
 import unicodedata
 
@@ -27,7 +26,6 @@ log = logging.getLogger("zgld.pictures")
 
 MAX_NAME_LENGTH = 200
 FLUSH_BYTES = 1024 * 1024  # decoded bytes gathered on the loop (as the pieces received) per write
-COPY_BYTES = 1024 * 1024  # a scratch chunk is copied into place this much at a time
 
 
 # ---- arguments ----------------------------------------------------------------------------------------
@@ -74,38 +72,14 @@ def signed_with_upload_id(query, params):
 
 # ---- receiving a chunk --------------------------------------------------------------------------------
 
-class ScratchChunk:
-    """Where a chunk goes while its upload is not known yet (its fields come after img_data in the body):
-    an anonymous temporary file, copied into the staged chunk once the body has named the upload."""
-
-    def __init__(self, storage):
-        self._file = storage.scratch_file()
-        self._lock = threading.Lock()  # abort() may come from a connection-close callback meanwhile
-
-    def write(self, data):
-        with self._lock:
-            if not self._file.closed:
-                self._file.write(data)
-
-    def copy_to(self, writer):
-        with self._lock:
-            self._file.seek(0)
-            while block := self._file.read(COPY_BYTES):
-                writer.write(block)
-
-    def abort(self):
-        with self._lock:
-            self._file.close()
-
-
 class ChunkUpload:
     """One chunk arriving. feed() (on the loop, cheap) decodes a piece of body and hands back a batch
     (a list of bytes, about FLUSH_BYTES) to write() in order; finish() writes the rest and renames the
     chunk into place; abort() drops it. A problem found while streaming (or writing) is kept and raised
     by finish(), once the body is read, so the client gets an answer rather than a reset connection.
 
-    A raw body's chunk is checked and staged from the start (its fields are all in the query). A form's
-    fields may follow img_data, so its bytes go to a ScratchChunk and the checks wait for the whole body."""
+    A raw body's chunk is checked before its body is read (its fields are all in the query). A form's
+    fields may follow img_data, so its chunk is staged unplaced and checked and placed once the body is read."""
 
     def __init__(self, storage, user_id, decoder, limits, query, path, settings):
         self.storage, self.user_id, self.decoder, self.limits = storage, user_id, decoder, limits
@@ -117,17 +91,16 @@ class ChunkUpload:
         # the client gets the 413 rather than a dropped connection
         self.max_body_bytes = decoder.max_body(self.chunk_limit)
         self.key = self.index = None
-        self.scratch = None
-        self.writer = self._stage(query) if decoder.fields is None else None
-        if self.writer is None:
-            self.scratch = ScratchChunk(storage)
+        if decoder.fields is None:
+            self._check(query)
+        self.writer = storage.open_chunk(self.key, self.index)
         self.size = 0
         self.failure = None
         self.decodes = not isinstance(decoder, chunk_stream.RawDecoder)  # costs loop time per piece
         self._batch, self._batch_bytes = [], 0
 
-    def _stage(self, params):
-        """Check the chunk's fields and the limits that depend on its upload; open its staged chunk."""
+    def _check(self, params):
+        """Check the chunk's fields and the limits that depend on its upload; name the chunk."""
         form = _clean(CHUNK_FORM, params)
         self.index = form["chunk"]
         if self.index >= self.limits["max_chunks"]:
@@ -140,7 +113,6 @@ class ChunkUpload:
         if others >= self.upload_limit:
             raise self._too_large()
         self.key, self.limit = key, min(self.chunk_limit, self.upload_limit - others)
-        return self.storage.open_chunk(key, self.index)
 
     def _others(self, key):
         return sum(size for i, size in self.storage.staged_chunks(key).items() if i != self.index)
@@ -176,9 +148,8 @@ class ChunkUpload:
 
     def write(self, batch):
         try:
-            sink = self.writer or self.scratch
             for piece in batch:
-                sink.write(piece)
+                self.writer.write(piece)
         except Exception as e:  # e.g. a full disk: answered by finish()
             self.failure = e
 
@@ -193,8 +164,8 @@ class ChunkUpload:
             self.write(self._batch)
             if self.failure is not None:
                 raise self.failure
-            if self.writer is None:
-                self._stage_from_scratch()
+            if self.key is None:
+                self._place()
             # again: another process may have added chunks meanwhile
             if self._others(self.key) + self.size > self.upload_limit:
                 raise self._too_large()
@@ -203,24 +174,20 @@ class ChunkUpload:
         except BaseException:
             self.abort()
             raise
-        finally:
-            if self.scratch is not None:
-                self.scratch.abort()
         return {"chunk": self.index, "size": self.size}
 
-    def _stage_from_scratch(self):
-        """The body has named the upload: check it as a raw body's is checked before, then stage the bytes."""
+    def _place(self):
+        """The body has named the upload: check it as a raw body's is checked before its body, then place
+        the chunk in it. A call signed afresh (its upload id is not the signing timestamp) is ordinary."""
         params = upload_params(self.query, self.decoder.fields)
-        self.writer = self._stage(params)
+        self._check(params)
         self._check_size()
         if not signed_with_upload_id(self.query, params):
             auth.confirm_ordinary_call(self.query, self.path, self.settings)
-        self.scratch.copy_to(self.writer)
+        self.writer.place(self.key, self.index)
 
     def abort(self):
-        for sink in (self.writer, self.scratch):
-            if sink is not None:
-                sink.abort()
+        self.writer.abort()
 
 
 def begin_chunk(storage, settings, user, query, path, content_type, content_length):

@@ -64,7 +64,10 @@ class Storage:
 
     def open_chunk(self, key, index):
         """A writer for chunk `index` of upload `key`: write(bytes)..., then commit() or abort().
-        Until commit() the chunk is invisible; commit() replaces an earlier copy of the same chunk."""
+        Until commit() the chunk is invisible; commit() replaces an earlier copy of the same chunk.
+        `key` and `index` may be None when they are known only after the bytes (a form body whose fields
+        follow img_data): then place(key, index) before commit(). An unplaced chunk left by a crash goes
+        with expire()."""
         raise NotImplementedError
 
     def staged_chunks(self, key):

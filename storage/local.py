@@ -1,7 +1,8 @@
 """The local-disk backend: finished files under storage.root (served at /statics/), chunks under staging.
 
 Staging layout: <staging>/<user_id>/<upload_id>/<index>.chunk. A chunk is written to <index>.<random>.part
-and renamed into place when complete, so a chunk file is always whole. Finished files are written the same
+(in <staging>/work/ while its upload is not known yet) and renamed into place when complete, so a chunk file
+is always whole. Finished files are written the same
 way, to a dot-name in their folder (never served) renamed into place.
 """
 import contextlib
@@ -97,7 +98,11 @@ class LocalStorage(Storage):
         return self.staging / str(int(user_id)) / str(int(upload_id))
 
     def open_chunk(self, key, index):
-        return LocalChunkWriter(self._upload_folder(key), int(index))
+        if key is None:
+            return LocalChunkWriter(self.work, "unplaced", self._upload_folder)
+        writer = LocalChunkWriter(self._upload_folder(key), int(index), self._upload_folder)
+        writer.place(key, index)
+        return writer
 
     def staged_chunks(self, key):
         folder = self._upload_folder(key)
@@ -144,6 +149,9 @@ class LocalStorage(Storage):
 
     def expire(self, max_age_seconds):
         cutoff = time.time() - max_age_seconds
+        for entry in _old_files(self.work, cutoff):  # unplaced chunks a crash left behind
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(entry.path)
         removed = 0
         for user_folder in _numbered_folders(self.staging):
             for upload_folder in _numbered_folders(user_folder):
@@ -160,21 +168,21 @@ class LocalStorage(Storage):
 
 class LocalChunkWriter:
     """One chunk being received. Methods may be called from different executor threads, one at a time;
-    abort() may come from a connection-close callback while a write is running, hence the lock."""
+    abort() may come from a connection-close callback while a write is running, hence the lock.
 
-    def __init__(self, folder, index):
-        self.folder, self.index = folder, index
+    The bytes go to a temporary file in `temp_folder`; place() names the upload folder and index the chunk
+    is renamed to on commit(). Both are in staging, so the rename is all it takes."""
+
+    def __init__(self, temp_folder, prefix, folder_for):
+        self.folder, self.index, self._folder_for = None, None, folder_for
         self._lock = threading.Lock()
         self._state = "open"
-        for attempt in (1, 2):
-            folder.mkdir(parents=True, exist_ok=True)
-            try:
-                fd, self._temp = tempfile.mkstemp(dir=folder, prefix=f"{index}.", suffix=".part")
-                break
-            except FileNotFoundError:  # an abort or expiry removed the empty folder just now
-                if attempt == 2:
-                    raise
+        fd, self._temp = _make_temp(temp_folder, prefix)
         self._file = os.fdopen(fd, "wb")
+
+    def place(self, key, index):
+        """Chunk `index` of upload `key`: the chunk this becomes on commit()."""
+        self.folder, self.index = self._folder_for(key), int(index)
 
     def write(self, data):
         with self._lock:
@@ -187,7 +195,14 @@ class LocalChunkWriter:
             if self._state != "open":
                 return False
             self._file.close()
-            os.replace(self._temp, self.folder / f"{self.index}{CHUNK_SUFFIX}")
+            for attempt in (1, 2):
+                self.folder.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.replace(self._temp, self.folder / f"{self.index}{CHUNK_SUFFIX}")
+                    break
+                except FileNotFoundError:  # an abort or expiry removed the empty folder just now
+                    if attempt == 2:
+                        raise
             self._state = "committed"
             return True
 
@@ -200,8 +215,9 @@ class LocalChunkWriter:
             self._file.close()
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self._temp)
-            _remove_if_empty(self.folder)
-            _remove_if_empty(self.folder.parent)
+            if self.folder is not None:
+                _remove_if_empty(self.folder)
+                _remove_if_empty(self.folder.parent)
 
 
 def _copy(source, out, room):
@@ -229,6 +245,24 @@ def _copy(source, out, room):
         out.write(block)
         copied += len(block)
     return copied
+
+
+def _make_temp(folder, prefix):
+    for attempt in (1, 2):
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return tempfile.mkstemp(dir=folder, prefix=f"{prefix}.", suffix=".part")
+        except FileNotFoundError:  # an abort or expiry removed the empty folder just now
+            if attempt == 2:
+                raise
+
+
+def _old_files(folder, cutoff):
+    try:
+        with os.scandir(folder) as entries:
+            return [e for e in entries if e.is_file(follow_symlinks=False) and e.stat().st_mtime < cutoff]
+    except FileNotFoundError:
+        return []
 
 
 def _numbered_folders(folder):

@@ -1,12 +1,14 @@
 """Existing clients work unchanged: each point of what the old server accepted and answered, driven as the
 old clients drive it (they log in with a form, sign every call afresh, send their fields in the form body
 and read the old keys)."""
+import asyncio
 import base64
 import hashlib
 import io
 import itertools
 import json
 import re
+import socket
 import time
 import urllib.parse
 
@@ -510,3 +512,29 @@ async def test_qiyeweixin_status_3_follows_the_old_rules(client, admin, staff, c
         assert await set_status(staff, mine, status) == (200, status)
     # the admin path keeps the document's 1 | 2
     assert await set_status(admin, shelf, 3, BASE + "product/change_status/{}") == (303, 1)
+
+
+@pytest.mark.gen_test
+async def test_a_client_gone_before_the_fields_came_leaves_nothing(staff, app, http_server, base_url):
+    """Fields after img_data: the chunk is written before the upload is known; a dropped connection keeps
+    none of it."""
+    storage = app.settings["storage"]
+    query = urllib.parse.urlencode(signed_params(staff))
+    body = b"img_data=" + base64.b64encode(b"\xff" * 3000)
+    sock = socket.create_connection(("127.0.0.1", urllib.parse.urlsplit(base_url).port))
+    sock.sendall(f"POST {ADD_PICTURE}?{query} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+                 f"\r\nContent-Length: {len(body) + 100}\r\n\r\n".encode() + body)
+
+    def parts():
+        return [p for p in storage.staging.rglob("*.part")]
+    await wait_for(lambda: parts() != [])  # receiving, unplaced
+    sock.close()
+    await wait_for(lambda: parts() == [])
+    assert storage.open_uploads(staff.id) == set()
+
+
+async def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)

@@ -152,6 +152,46 @@ def test_the_local_writers_abort_waits_for_a_write_in_progress(settings):
     assert storage.staged_chunks(KEY) == {} and storage.open_uploads(KEY[0]) == set()
 
 
+def leftovers(storage):
+    """Files under staging that are no committed chunk (local backend; other backends: nothing to see)."""
+    if not hasattr(storage, "staging"):
+        return []
+    return [p for p in storage.staging.rglob("*") if p.is_file() and not p.name.endswith(".chunk")]
+
+
+def test_a_chunk_named_after_its_bytes_is_placed_on_commit(storage):
+    """A form body may name its upload only after img_data: the chunk is written unplaced, then placed."""
+    writer = storage.open_chunk(None, None)
+    writer.write(b"bytes first, ")
+    writer.write(b"then the name")
+    assert storage.open_uploads(KEY[0]) == set()
+    writer.place(KEY, 1)
+    assert writer.commit()
+    assert storage.staged_chunks(KEY) == {1: 26} and storage.open_uploads(KEY[0]) == {KEY[1]}
+    stage(storage, KEY, 0, b"<0>")
+    assert joined(storage, KEY, 2) == b"<0>bytes first, then the name"
+    assert leftovers(storage) == []
+
+
+@pytest.mark.parametrize("placed", [False, True])
+def test_an_aborted_unplaced_chunk_leaves_nothing(storage, placed):
+    writer = storage.open_chunk(None, None)
+    writer.write(b"partial")
+    if placed:
+        writer.place(KEY, 0)
+    writer.abort()
+    assert not writer.commit()
+    assert storage.open_uploads(KEY[0]) == set() and leftovers(storage) == []
+
+
+def test_expire_drops_unplaced_chunks_a_crash_left(storage):
+    writer = storage.open_chunk(None, None)  # never committed nor aborted: the process died
+    writer.write(b"orphan")
+    assert storage.expire(3600) == 0 and len(leftovers(storage)) == (1 if hasattr(storage, "staging") else 0)
+    storage.expire(0)
+    assert leftovers(storage) == []
+
+
 def test_missing_chunk_is_named(storage):
     stage(storage, KEY, 0, b"a")
     stage(storage, KEY, 2, b"c")
