@@ -48,6 +48,8 @@ class Company(BaseModel):
     mingpian_available_num = pw.IntegerField(default=0)  # card quota: enabled users allowed
     expire_date = pw.DateField(null=True)
     create_date = pw.DateTimeField(default=now)
+    corp_id = pw.CharField(max_length=128, default="")  # WeChat Work corp id
+    tongxunlu_secret = pw.CharField(max_length=256, default="")  # WeChat Work contacts secret: never answered back
 
 
 class Role(BaseModel):
@@ -68,6 +70,7 @@ class User(BaseModel):
     avatar = pw.CharField(max_length=255, default="")
     create_date = pw.DateTimeField(default=now)
     last_login_date = pw.DateTimeField(null=True)
+    mingpian_phone = pw.CharField(max_length=32, default="")  # the phone shown on the card
 
     @property
     def is_admin(self):
@@ -144,7 +147,8 @@ BINDING_SCAN = 1
 BINDING_FORWARD = 2
 
 ACTION_LABELS = {1: "查看名片", 2: "查看产品", 3: "查看动态", 4: "查看官网", 5: "复制微信", 6: "转发名片",
-                 7: "咨询产品", 8: "保存电话", 9: "点赞", 10: "拨打电话", 11: "播放语音", 12: "复制邮箱"}
+                 7: "咨询产品", 8: "保存电话", 9: "点赞", 10: "拨打电话", 11: "播放语音", 12: "复制邮箱",
+                 13: "授权访问"}
 
 
 def utcnow():
