@@ -112,6 +112,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--mysql", default=legacy_db.OLD_SERVER, help="the MariaDB/MySQL server (no database)")
+    parser.add_argument("--keep", action="store_true", help=f"keep the old database {DATABASE} afterwards")
     args = parser.parse_args()
     legacy_db.OLD_SERVER = args.mysql
     work = Path(tempfile.mkdtemp(prefix="zgld-import-bench-"))
@@ -136,7 +137,8 @@ def main():
         print(f"import-legacy end to end: {seconds:.1f} s, {rate:,.0f} access events/s (target >= 20,000); "
               f"peak RSS {peak_mb:.0f} MB (target < 200 MB)")
     finally:
-        legacy_db.drop(DATABASE)
+        if not args.keep:
+            legacy_db.drop(DATABASE)
         shutil.rmtree(work, ignore_errors=True)
 
 
