@@ -448,3 +448,12 @@ def _waiting_for_lock(connection):
         cursor.execute("SELECT COUNT(*) FROM information_schema.processlist WHERE state LIKE %s AND info LIKE %s",
                        ["%lock%", "%accesslog%"])
         return cursor.fetchone()[0] > 0
+
+
+def test_the_indexes_dropped_for_the_load_are_there_again(settings, database, old_db, storage):
+    def indexes():
+        return {m.__name__: sorted(i.name for i in models.db.get_indexes(m._meta.table_name))
+                for m in legacy_import.EVENT_MODELS}
+    before = indexes()
+    legacy_import.run(old_db[0], settings, storage, files_root=old_db[1])
+    assert indexes() == before and all(before.values())
