@@ -8,7 +8,8 @@ import urllib.parse
 
 import pymysql
 
-OLD_SERVER = os.environ.get("ZGLD_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
+# not ZGLD_...: those name settings, and the service refuses unknown ones
+OLD_SERVER = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
 
 DDL = [
     """CREATE TABLE zhugeleida_zgld_company (

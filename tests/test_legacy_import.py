@@ -1,6 +1,6 @@
 """import-legacy: the old system's MySQL database and picture files into an empty service.
 
-Runs against a real MariaDB/MySQL server (ZGLD_TEST_MYSQL_URL, default mysql://root@127.0.0.1:3306): each
+Runs against a real MariaDB/MySQL server (TEST_MYSQL_URL, default mysql://root@127.0.0.1:3306): each
 run builds an old database there from the old system's schema, with rows of every kind, including rows
 that point at missing rows, a picture file that is not an image, an MD5 password and two users sharing a
 name. Without that server these tests fail, saying so: they are never skipped.
@@ -61,7 +61,7 @@ def old_db(tmp_path_factory):
     try:
         legacy_db.connect().close()
     except pymysql.MySQLError as e:
-        pytest.fail(f"the import tests need MariaDB/MySQL at {legacy_db.OLD_SERVER} (ZGLD_TEST_MYSQL_URL), "
+        pytest.fail(f"the import tests need MariaDB/MySQL at {legacy_db.OLD_SERVER} (TEST_MYSQL_URL), "
                     f"and it is not reachable: {e}. Start it: start-stop-daemon --start --oknodo --background "
                     f"--exec /usr/sbin/mariadbd", pytrace=False)
     name = f"zgld_legacy_test_{os.getpid()}"
