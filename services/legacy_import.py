@@ -64,6 +64,7 @@ PREFIX = "zhugeleida_"  # old tables are zhugeleida_<model>
 FETCH = 1000  # rows per fetch from the old database and per INSERT into the target
 PACKED_MAX_BYTES = 1 << 20  # a packed text of FETCH access events is about 45 KB
 FIRST_IDS = 5  # ids named per kind of skipped row
+OLD_SERVER_PATIENCE_SECONDS = 3600
 MD5_HEX = re.compile(r"[0-9a-f]{32}")
 DEFAULT_AVATAR = "statics/imgs/setAvator.jpg"
 
@@ -120,7 +121,7 @@ class Report:
         for picture_id, url, why in self.files_refused:
             out.append(f"    picture {picture_id} {url}: {why}; the picture row is skipped")
         for label, old_id, what in self.notes:
-            out.append(f"  {label} {old_id}: {what}")
+            out.append(f"  {label} {old_id}: {what}" if old_id is not None else f"  {label}: {what}")
         if not self.dry_run:
             out.append(f"  statistics rolled up for {self.rolled_up_days} day(s) ({self.rollup_seconds:.1f} s)")
         return out
@@ -150,6 +151,8 @@ def connect_old(url):
         connection = pymysql.connect(**arguments, charset="utf8mb4", connect_timeout=10,
                                      cursorclass=pymysql.cursors.SSCursor)
         with connection.cursor() as cursor:
+            # the server waits while a batch is worked on (pictures can take minutes): do not hang up on us
+            cursor.execute(f"SET SESSION net_write_timeout = {OLD_SERVER_PATIENCE_SECONDS}")
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
     except pymysql.MySQLError as e:
@@ -234,10 +237,11 @@ def target_is_empty():
 def run(old_url, settings, storage, files_root=None, dry_run=False, progress=None):
     """Import everything; return the Report. Raises LegacyImportError (nothing imported) if the target
     is not empty or the old database cannot be read."""
+    import pymysql
     started = time.monotonic()
     connection = connect_old(old_url)
+    importer = Importer(connection, settings, storage, files_root, dry_run, progress)
     try:
-        importer = Importer(connection, settings, storage, files_root, dry_run, progress)
         if dry_run:
             importer.check_target()
             importer.import_all()
@@ -248,10 +252,14 @@ def run(old_url, settings, storage, files_root=None, dry_run=False, progress=Non
                     with _indexes_built_after(EVENT_MODELS):
                         importer.import_all()
                     importer.roll_up()
+                    importer.continue_sequences()
             except BaseException:
                 importer.remove_files()  # no row refers to them now
                 raise
-            importer.continue_sequences()
+    except pymysql.MySQLError as e:
+        raise LegacyImportError(f"reading the old database failed: {e.args[-1]}") from None
+    except OSError as e:
+        raise LegacyImportError(f"writing the pictures failed: {e}") from None
     finally:
         connection.close()
     importer.report.seconds = time.monotonic() - started
@@ -352,7 +360,7 @@ class Importer:
             rows = []
             for old_id, name, quota, expired, created, corp_id, secret in batch:
                 unique = _unique(_text(name).strip(), names, old_id, 128)
-                if unique != name:
+                if unique != _text(name).strip():
                     self.report.notes.append(("company", old_id, f"name {name!r} already used: named {unique!r}"))
                 expires = _naive(expired)
                 rows.append((old_id, unique, max(int(quota or 0), 0), expires.date() if expires else None,
@@ -370,7 +378,7 @@ class Importer:
                     report.imported += 1
                     continue
                 unique = _unique(_text(name).strip(), names, old_id, 64)
-                if unique != name:
+                if unique != _text(name).strip():
                     self.report.notes.append(("role", old_id, f"name {name!r} already used: named {unique!r}"))
                 rows.append((old_id, unique, _naive(created) or models.now()))
                 self.roles.add(old_id)
@@ -558,7 +566,7 @@ class Importer:
             report.seconds = time.monotonic() - started
         if report.read > used:
             report.skip("never bound to or visited by a user of an imported company", count=report.read - used)
-        self.report.notes.append(("customers", "-", f"{used} old customers became {report.imported} customers: "
+        self.report.notes.append(("customers", None, f"{used} old customers became {report.imported} customers: "
                                                     f"one per company whose users they met"))
 
     def _customer_rows(self):
@@ -679,9 +687,13 @@ class Importer:
             first = last = None
             for old_id, user, customer, action, at in batch:
                 # _event inlined: this loop runs a million times in a large import
-                old_id, user, action = int(old_id), int(user), int(action)
+                try:
+                    old_id, user, customer, action = int(old_id), int(user), int(customer), int(action)
+                except ValueError:  # NULL in a column declared NOT NULL
+                    report.skip("no user, customer or action", old_id)
+                    continue
                 company = users.get(user)
-                customer_id = customers.get((int(customer), company))
+                customer_id = customers.get((customer, company))
                 if customer_id is None or not 1 <= action <= MAX_ACTION or not at:
                     self._skip_access(report, old_id, company, action, at)
                     continue

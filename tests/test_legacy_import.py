@@ -383,6 +383,23 @@ def test_an_old_database_that_cannot_be_read_imports_nothing(settings, database,
     assert models.Company.select().count() == 0
 
 
+def test_a_failure_half_way_leaves_the_target_empty_and_no_picture_files(settings, database, storage, old_db,
+                                                                        tmp_path):
+    name = f"zgld_legacy_test_{os.getpid()}_broken"
+    connection = legacy_db.create(name)
+    try:
+        _fill(connection, tmp_path / "old", old_db[2])
+        with connection.cursor() as cursor:  # read after companies, users, products and pictures
+            cursor.execute("DROP TABLE zhugeleida_zgld_follow_info")
+        with pytest.raises(legacy_import.LegacyImportError, match="reading the old database failed"):
+            legacy_import.run(legacy_db.database_url(name), settings, storage, files_root=tmp_path / "old")
+    finally:
+        connection.close()
+        legacy_db.drop(name)
+    assert legacy_import.target_is_empty()
+    assert not [p for p in Path(settings["storage"]["root"]).rglob("*") if p.is_file()]
+
+
 @pytest.mark.gen_test
 async def test_action_13_is_accepted_by_the_batch_endpoint(client, make_company, make_user):
     user = make_user(make_company())
