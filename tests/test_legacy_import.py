@@ -8,6 +8,7 @@ name. Without that server these tests fail, saying so: they are never skipped.
 import datetime
 import hashlib
 import io
+import json
 import os
 import random
 import signal
@@ -244,10 +245,13 @@ async def test_a_call_signed_with_an_old_token_works(client, imported):
     assert body["data"]["ret_data"]["username"] == "李四"
 
 
-def test_companies_and_users_keep_their_fields_and_the_secret_is_never_answered(imported):
+@pytest.mark.gen_test
+async def test_companies_and_users_keep_their_fields_and_the_secret_is_never_answered(client, imported):
     company = models.Company.get_by_id(1)
     assert (company.name, company.corp_id, company.tongxunlu_secret, company.mingpian_available_num) == \
         ("甲公司", "wwcorp1", "s3cret-1", 10)
+    listed = await client.get("/zhugeleida/admin/company", (1, TOKENS[1]))
+    assert listed["code"] == 200 and "s3cret" not in json.dumps(listed, ensure_ascii=False)
     user = models.User.get_by_id(2)
     assert (user.company_id, user.role_id, user.position, user.mingpian_phone) == (1, 3, "销售", "13800000002")
     assert models.Role.get_by_id(3).name == "销售经理"
