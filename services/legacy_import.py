@@ -447,7 +447,7 @@ class Importer:
             rows = []
             for old_id, status, owner, company, name, price, reason, created in batch:
                 if owner is not None and owner not in self.users:
-                    report.skip("owner (user) missing", old_id)
+                    report.skip("owner (user) missing or not imported", old_id)
                     continue
                 company = self.users[owner] if owner is not None else company  # personal: the owner's
                 if company not in self.companies:
@@ -471,7 +471,7 @@ class Importer:
             rows = []
             for old_id, product, kind, order, title, content in batch:
                 if product not in self.products:
-                    report.skip("product missing", old_id)
+                    report.skip("product missing or not imported", old_id)
                     continue
                 if kind == 1:  # 标题
                     rows.append((old_id, product, _text(title or content, 256), None, order or 0))
@@ -493,7 +493,7 @@ class Importer:
                     if product is None:
                         report.skip("never attached to a product", old_id)
                     elif product not in self.products:
-                        report.skip("product missing", old_id)
+                        report.skip("product missing or not imported", old_id)
                     else:
                         wanted.append((old_id, product, kind, _text(url).strip(), order, created))
                 rows = []
@@ -630,7 +630,7 @@ class Importer:
         """(company, customer id) for an event of `user` about old `customer`, or None if skipped."""
         company = self.users.get(user)
         if company is None:
-            report.skip("user missing", old_id)
+            report.skip("user missing or not imported", old_id)
             return None
         customer_id = self.customers.get((customer, company))
         if customer_id is None:
@@ -709,7 +709,7 @@ class Importer:
 
     def _skip_access(self, report, old_id, company, action, created):
         if company is None:
-            report.skip("user missing", old_id)
+            report.skip("user missing or not imported", old_id)
         elif not 1 <= action <= MAX_ACTION:
             report.skip(f"action outside 1..{MAX_ACTION}", old_id)
         elif not created:
