@@ -6,6 +6,7 @@
     python server.py backup PATH | restore PATH             SQLite database and pictures to/from one tar.gz
     python server.py import-activity FILE                   customer activity from JSON lines or CSV
     python server.py rollup --from DATE --to DATE           recompute the daily statistics of those days
+    python server.py import-legacy --from mysql://USER:PASSWORD@HOST:PORT/DB [--files OLD_ROOT] [--dry-run]
     python server.py --data-dir DIR ...                     database, staging and pictures under DIR
 """
 import argparse
@@ -303,6 +304,22 @@ def cmd_rollup(settings, args):
     print(f"rolled up {days} day(s) from {args.first} to {args.last}")
 
 
+def cmd_import_legacy(settings, args):
+    from services import legacy_import
+    open_database(settings)
+    try:
+        report = legacy_import.run(args.source, settings, make_storage(settings), args.files, args.dry_run,
+                                   progress=_progress_bar)
+    except legacy_import.LegacyImportError as e:
+        sys.exit(f"import-legacy: nothing imported: {e}")
+    print("\n".join(report.lines()))
+
+
+def _progress_bar(label, total):
+    from tqdm import tqdm
+    return tqdm(total=total, unit="row", desc=label, mininterval=0.5)
+
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a flag given before or after the sub-command is kept, not reset by the other parser.
@@ -340,6 +357,13 @@ def build_parser():
     rollup.add_argument("--from", dest="first", required=True, type=datetime.date.fromisoformat, metavar="DATE")
     rollup.add_argument("--to", dest="last", required=True, type=datetime.date.fromisoformat, metavar="DATE")
     rollup.set_defaults(command=cmd_rollup)
+    legacy = sub.add_parser("import-legacy", parents=[common], help="import the old system's database (MySQL) "
+                            "and picture files into an empty service")
+    legacy.add_argument("--from", dest="source", required=True, metavar="mysql://USER:PASSWORD@HOST:PORT/DATABASE")
+    legacy.add_argument("--files", metavar="OLD_ROOT", help="the old project's root folder (picture URLs are "
+                        "relative to it)")
+    legacy.add_argument("--dry-run", action="store_true", help="read and check everything, write nothing")
+    legacy.set_defaults(command=cmd_import_legacy)
     return parser
 
 

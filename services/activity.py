@@ -4,7 +4,7 @@ A record is a dict with `kind` (binding, follow_up or access), `user_id` (whose 
 `openid` (created in the user's company if new; optional `name` used when it is created) and an optional
 `time` (ISO 8601, where a time without an offset is in stats.timezone, or milliseconds since the epoch;
 default now). A binding may give `source` (1 scan, 2 forward; default 1), an access record needs
-`action` (1..12, models.ACTION_LABELS), a follow-up may give `content`. Any record may carry a `record_id`
+`action` (1..MAX_ACTION, models.ACTION_LABELS), a follow-up may give `content`. Any record may carry a `record_id`
 (unique per company and kind): a record whose id is already stored is not stored again, so a batch sent
 twice, or a file imported twice, counts nothing twice.
 
@@ -43,6 +43,7 @@ MAX_ERRORS = 20  # problems named in one answer
 OLDEST = datetime.datetime(2000, 1, 1)
 FUTURE_TOLERANCE = datetime.timedelta(minutes=5)  # client clocks run a little ahead
 KINDS = ("binding", "follow_up", "access")
+MAX_ACTION = 13  # actions 1..13 (models.ACTION_LABELS); 13 授权访问 comes from the old system's records
 
 # extra: source, content or action; record_id: the sender's id for the record, or None
 Record = namedtuple("Record", "kind user_id openid name at extra record_id")
@@ -82,7 +83,7 @@ def _schemas(tz, latest):
         "binding": {**common, "source": Int(required=False, default=BINDING_SCAN,
                                             choices=(BINDING_SCAN, BINDING_FORWARD))},
         "follow_up": {**common, "content": Str(required=False, default="", max_length=1000)},
-        "access": {**common, "action": Int(min=1, max=12)},
+        "access": {**common, "action": Int(min=1, max=MAX_ACTION)},
     }
 
 

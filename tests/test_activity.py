@@ -112,7 +112,7 @@ async def test_missing_time_is_now(client, staff):
 @pytest.mark.gen_test
 @pytest.mark.parametrize("bad, key", [
     ({"kind": "visit"}, "records[2].kind"),
-    ({"action": 13}, "records[2].action"),
+    ({"action": 14}, "records[2].action"),
     ({"action": 0}, "records[2].action"),
     ({"action": None}, "records[2].action"),
     ({"openid": ""}, "records[2].openid"),
@@ -122,7 +122,7 @@ async def test_missing_time_is_now(client, staff):
     ({"time": "2999-01-01T00:00:00Z"}, "records[2].time"),
     ({"time": 10**18}, "records[2].time"),
     ({"time": 1.5}, "records[2].time"),
-], ids=["kind", "action-13", "action-0", "no-action", "empty-openid", "long-openid", "user-text", "time-text",
+], ids=["kind", "action-14", "action-0", "no-action", "empty-openid", "long-openid", "user-text", "time-text",
         "future", "huge-epoch", "float-time"])
 async def test_one_bad_record_is_303_naming_it_and_stores_nothing(client, staff, bad, key):
     records = some_records(staff)

@@ -19,6 +19,7 @@ fi
     --add-data "$root/config.yaml:." \
     --add-data "$work/statics:statics" \
     --hidden-import tzdata --collect-data tzdata \
+    --hidden-import services.legacy_import --hidden-import pymysql \
     --exclude-module tkinter --exclude-module pytest --exclude-module hypothesis \
     "$root/server.py"
 

@@ -187,8 +187,17 @@ def check_catalogue(site, session, picture, what):
     check(product is not None and product["cover_picture"] == picture["picture_url"], what, str(product))
 
 
+def check_legacy_driver(site):
+    """import-legacy reaches the MySQL driver inside the file: a refused connection is reported as such."""
+    done = subprocess.run([str(site.exe), "import-legacy", "--from", "mysql://root@127.0.0.1:1/old", *site.flags],
+                          cwd=site.folder, env=site.env, capture_output=True, text=True, timeout=120)
+    check(done.returncode != 0 and "cannot read the old database" in done.stderr,
+          "import-legacy has its MySQL driver", done.stderr.strip()[-500:])
+
+
 def first_run(site, archive):
     check(site.run("--version").split()[-1] == version(), "--version prints the version in version.py")
+    check_legacy_driver(site)
     site.run("create-admin", "--company", "冒烟测试公司", "--login", ADMIN[0], "--password", ADMIN[1])
     check((site.folder / "data" / "zhugeleida.db").is_file(), "create-admin made data/zhugeleida.db")
     startup = site.start()
