@@ -280,7 +280,9 @@ def insert_rows(model, fields, rows, ignore_conflicts=False):
         query = model.insert_many([tuple(range(len(fields)))], fields=fields).as_rowcount()
         if ignore_conflicts:
             query = query.on_conflict_ignore()
-        sql = query.sql()[0]
+        sql, params = query.sql()
+        if len(params) != len(fields):  # Peewee added a column with a default: the rows would not fit the SQL
+            raise ValueError(f"insert_rows into {model.__name__}: list every field that has a default")
         head, _, rest = sql.partition(" VALUES ")
         group = rest[:rest.index(")") + 1]  # "(?, ?, ...)": placeholders hold no parentheses
         _INSERT_SQL[key] = (head + " VALUES ", group, rest[len(group):])

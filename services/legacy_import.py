@@ -388,7 +388,7 @@ class Importer:
         logins, tokens = set(), set()
         fields = [User.id, User.company, User.role, User.login_name, User.username, User.password_hash,
                   User.status, User.token, User.position, User.phone, User.mingpian_phone, User.avatar,
-                  User.create_date, User.last_login_date]
+                  User.create_date, User.last_login_date, User.must_change_password]
         sql = (f"SELECT id, username, password, company_id, role_id, status, token, position, telephone, "
                f"wechat_phone, mingpian_phone, avatar, create_date, last_login_date "
                f"FROM `{PREFIX}zgld_userprofile` ORDER BY id")
@@ -408,7 +408,7 @@ class Importer:
                              self._token(old_id, token, tokens), _text(position, 64),
                              _text(telephone or wechat_phone, 32), _text(card_phone, 32),
                              _text(avatar, 255) or DEFAULT_AVATAR, _naive(created) or models.now(),
-                             _naive(last_login)))
+                             _naive(last_login), False))
                 self.users[old_id] = company
             self._write(User, fields, rows, report)
 

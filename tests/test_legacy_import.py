@@ -293,10 +293,12 @@ async def test_products_show_the_same_products_and_picture_urls_and_the_files_ar
             for p in personal["data"]["ret_data"]] == [(2, "李四", 3, f"{PICTURES}/cover2.jpg")]
     off = await client.get("/zhugeleida/admin/product/product_list", admin, product_type=1, status=2, company_id=2)
     assert [p["product_id"] for p in off["data"]["ret_data"]] == [3]
-    # product_single stands in for product_edit (being added meanwhile): the same edit form's content
-    single = (await client.get("/zhugeleida/admin/product/product_single", admin, product_id=1))["data"]["ret_data"]
-    assert single["cover_pictures"] == [{"picture_id": 1, "picture_url": f"{PICTURES}/cover1.jpg"}]
-    assert [(i.get("title"), i.get("content"), i.get("picture_url"), i["order"]) for i in single["article_data"]] == \
+    # product_edit, as the old admin app's edit form reads it
+    edit = await client.get("/zhugeleida/admin/product/product_edit", admin, product_id=1, product_type=1)
+    [form] = edit["data"]["ret_data"]
+    assert (form["id"], form["name"], form["cover_picture"]) == (
+        1, "官网产品", [{"id": 1, "picture_url": f"{PICTURES}/cover1.jpg"}])
+    assert [(i.get("title"), i.get("content"), i.get("picture_url"), i["order"]) for i in form["article_data"]] == \
         [("标题一", None, None, 1), (None, None, f"{PICTURES}/intro1.png", 2), (None, "正文", None, 3)]
     for url in (f"{PICTURES}/cover1.jpg", f"{PICTURES}/intro1.png", f"{PICTURES}/cover2.jpg"):
         response = await http_client.fetch(f"{base_url}/{url}", raise_error=False)
