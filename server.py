@@ -35,7 +35,7 @@ from handlers import roles as role_handlers
 from handlers import stats as stats_handlers
 from handlers import users as user_handlers
 from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
-from services import auth, pictures, stats
+from services import auth, calls, pictures, stats
 from storage import make_storage
 from version import VERSION
 from workers import Workers
@@ -45,7 +45,7 @@ log = logging.getLogger("zgld")
 HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, product_handlers, health_handlers, role_handlers,
                    company_handlers, stats_handlers, activity_handlers, picture_handlers]
 
-PRUNE_SIGNATURES_MS = 10 * 60 * 1000
+PRUNE_SIGNATURES_MS = 60 * 1000  # signatures are kept for the skew window (300 s), no longer
 PICTURE_HOUSEKEEPING_MS = 10 * 60 * 1000
 
 
@@ -75,6 +75,7 @@ def make_app(settings, workers=None):
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         inflight=set(),
+        signatures=calls.SeenSignatures(),
     )
 
 
@@ -92,6 +93,16 @@ def start_background_jobs(app):
 
     job = tornado.ioloop.PeriodicCallback(prune, PRUNE_SIGNATURES_MS)
     job.start()
+
+    seen, flushing = app.settings["signatures"], []
+
+    def flush_signatures():
+        # GETs' signatures reach the database (and so the other processes) in batches; one flush at a time
+        if len(seen) and (not flushing or flushing[-1].done()):
+            flushing[:] = [workers.submit(seen.flush, settings)]
+
+    flush_job = tornado.ioloop.PeriodicCallback(flush_signatures, calls.SeenSignatures.FLUSH_MS)
+    flush_job.start()
 
     rollup_running = []
 
@@ -112,7 +123,7 @@ def start_background_jobs(app):
     picture_housekeeping()
     pictures_job = tornado.ioloop.PeriodicCallback(picture_housekeeping, PICTURE_HOUSEKEEPING_MS)
     pictures_job.start()
-    return [job, rollup_job, pictures_job]
+    return [job, flush_job, rollup_job, pictures_job]
 
 
 def listen(app, settings):

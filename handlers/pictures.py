@@ -15,8 +15,10 @@ PICTURE_CACHE_SECONDS = 365 * 24 * 3600
 
 
 class UploadHandler(BaseHandler):
-    def auth_options(self):
-        return {"max_age_seconds": self.config["upload"]["expire_seconds"], "once": False}
+    spends_signature = False
+
+    def signature_max_age(self):
+        return self.config["upload"]["expire_seconds"]
 
     @property
     def storage(self):
@@ -34,8 +36,9 @@ class AddPictureHandler(UploadHandler):
     async def prepare(self):
         await super().prepare()
         headers = self.request.headers
-        self.upload = await self.run(pictures.begin_chunk, self.storage, self.config, self.current_user,
-                                     self.query(), headers.get("Content-Type", ""), headers.get("Content-Length"))
+        query, content_type, length = self.query(), headers.get("Content-Type", ""), headers.get("Content-Length")
+        self.upload = await self.call(
+            lambda caller: pictures.begin_chunk(self.storage, self.config, caller, query, content_type, length))
         if self.disconnected:  # the client left while the chunk was being opened
             await self.run(self.upload.abort)
             return
@@ -61,7 +64,8 @@ class AddPictureHandler(UploadHandler):
 
 class UploadCompleteHandler(UploadHandler):
     async def post(self):
-        data = await self.run(pictures.complete_upload, self.storage, self.config, self.current_user, self.args())
+        form = self.args()
+        data = await self.call(lambda caller: pictures.complete_upload(self.storage, self.config, caller, form))
         self.reply({"ret_data": data}, "添加图片成功")
 
 
