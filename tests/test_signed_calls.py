@@ -9,8 +9,10 @@ import time
 
 import peewee as pw
 import pytest
+import tornado.web
 
 import models
+from handlers.base import BaseHandler
 from services import auth, calls, products
 from tests.conftest import signed_params
 
@@ -195,10 +197,31 @@ async def test_the_log_never_contains_a_signature(client, admin, product, caplog
     status, body = await client.request("GET", "/zhugeleida/admin/product/product_single",
                                         {**params(), "product_id": product.id})
     assert status == 500 and body["data"]["request_id"] in caplog.text
+
+    def refused_by_tornado(*args, **kwargs):  # Tornado's own warning names the request
+        raise tornado.web.HTTPError(400, "refused here")
+
+    monkeypatch.setattr(products, "get_product", refused_by_tornado)
+    await client.request("GET", "/zhugeleida/admin/product/product_single", {**params(), "product_id": product.id})
+    assert "refused here" in caplog.text
     assert "/zhugeleida/admin/product/product_single" in caplog.text
     for p in sent:
         assert p["rand_str"] not in caplog.text
     assert "f" * 32 not in caplog.text
+
+
+class ForgetfulHandler(BaseHandler):
+    """A signed handler that answers without call(), so without checking the signature."""
+
+    async def get(self):
+        self.reply({"secret": 1})
+
+
+@pytest.mark.gen_test
+async def test_a_signed_handler_cannot_answer_without_checking_the_signature(client, app):
+    app.add_handlers(".*", [(r"/forgetful", ForgetfulHandler)])
+    status, body = await client.request("GET", "/forgetful")
+    assert status == 500 and "secret" not in body["data"]
 
 
 # ---- one trip off the loop -----------------------------------------------------------------------------
