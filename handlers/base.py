@@ -213,13 +213,18 @@ class PayloadTooLargeHandler(BaseHandler):
 
 
 def log_request(handler):
-    """One line per request: request id, method, path, HTTP status, envelope code, time, user."""
+    """One line per request: request id, method, path (never the query: it holds the signature), HTTP
+    status, envelope code, time, user. Built as one string and handed to the handlers directly: the
+    logging module's search for the caller's source line was a third of the line's cost."""
+    level = getattr(handler, "log_level", logging.INFO)
+    if not log.isEnabledFor(level):
+        return
     request = handler.request
     user = getattr(handler, "current_user", None)
-    level = getattr(handler, "log_level", logging.INFO)
-    log.log(level, "request_id=%s %s %s status=%d code=%s %.1fms user=%s", getattr(handler, "request_id", "-"),
-            request.method, request.path, handler.get_status(), getattr(handler, "envelope_code", "-"),
-            1000 * request.request_time(), user.id if user else "-")
+    line = (f"request_id={getattr(handler, 'request_id', '-')} {request.method} {request.path} "
+            f"status={handler.get_status()} code={getattr(handler, 'envelope_code', '-')} "
+            f"{1000 * request.request_time():.1f}ms user={user.id if user else '-'}")
+    log.handle(log.makeRecord(log.name, level, "", 0, line, None, None))
 
 
 def api(path, handler, area="admin"):
