@@ -9,7 +9,8 @@ just before each run), as real clients sign each call. Targets, alternating in e
 `product_list` (20 of 10,000 products) as an ordinary user and as an administrator, `acount_data` and
 `home_page` on the demo company's 90 days of activity, `product_list` with `server.processes: 2`, and the
 bare one-process handler. Printed: the median of the rounds and its ratio to the bare handler, at the
-default INFO logging (to a file). `--database-url` runs on that PostgreSQL database (it is emptied).
+default INFO logging (to a file), and the server's CPU time per request beside the bare handler's (on a
+busy machine a steadier figure than the rate). `--database-url` runs on that PostgreSQL database (it is emptied).
 `--profile FILE` records the one-process service with py-spy (`pip install py-spy`) during one more
 product_list run and prints the functions most often on the CPU. `--service-root` starts server.py from
 another checkout (to compare with an older version; the data is seeded by this one).
@@ -90,15 +91,28 @@ def signed_paths(target, caller, count):
     return paths
 
 
-def run_wrk(port, paths, args, folder):
+def run_wrk(port, paths, args, folder, pid=None):
+    """Requests per second, errors, and the server's CPU time per request in microseconds (a figure the
+    other load on the machine disturbs less than the rate)."""
     script = Path(folder) / "paths.lua"
     script.write_text("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n" + LUA)
+    cpu_before = cpu_seconds(pid) if pid else 0
     result = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "-s", str(script),
                              f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True)
     rate = float(re.search(r"Requests/sec:\s*([\d.]+)", result.stdout).group(1))
     bad = int(re.search(r"BAD (\d+)", result.stdout).group(1))
     errors = re.search(r"Socket errors: .*", result.stdout)
-    return rate, bad + (1 if errors else 0)
+    requests = int(re.search(r"(\d+) requests in", result.stdout).group(1))
+    cpu_us = 1e6 * (cpu_seconds(pid) - cpu_before) / max(requests, 1) if pid else 0
+    return rate, bad + (1 if errors else 0), cpu_us
+
+
+def cpu_seconds(pid):
+    """CPU time (user + system) of a process, its threads and its child processes (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return total + sum(cpu_seconds(child) for child in children)
 
 
 def start_service(root, env, port, processes, log_path):
@@ -199,15 +213,19 @@ def main():
             print(f"wrk -t1 -c{args.connections}, {args.rounds} rounds of {args.seconds}s, database "
                   f"{url.split('@')[-1] if args.database_url else 'SQLite'}, logging INFO; product_list "
                   f"{len(body)} bytes")
+            pids = {args.port: services[0].pid, args.port + 1: services[2].pid, args.port + 2: services[1].pid}
             results = {name: [] for name in runs}
+            cpu = {name: [] for name in runs}
             errors = collections.Counter()
             for port, target, caller in runs.values():  # warm up
                 run_wrk(port, signed_paths(target, caller, 2000), argparse.Namespace(
                     connections=args.connections, seconds=1), tmp)
             for _ in range(args.rounds):
                 for name, (port, target, caller) in runs.items():
-                    rate, bad = run_wrk(port, signed_paths(target, caller, SIGNED_PATHS), args, tmp)
+                    rate, bad, cpu_us = run_wrk(port, signed_paths(target, caller, SIGNED_PATHS), args, tmp,
+                                                pids[port])
                     results[name].append(rate)
+                    cpu[name].append(cpu_us)
                     errors[name] += bad
             if args.profile:  # a run of its own: the profiler takes CPU too
                 port, target, caller = runs["product_list, user"]
@@ -219,13 +237,16 @@ def main():
                 process.terminate()
                 process.wait(15)
     bare = statistics.median(results["bare Tornado handler"])
+    bare_cpu = statistics.median(cpu["bare Tornado handler"])
     targets = {"product_list, user": 0.6, "acount_data": 0.35, "product_list, 2 processes": 1.2}
     for name, rounds in results.items():
         rate = statistics.median(rounds)
         goal = targets.get(name) if not args.database_url else None
         verdict = "" if goal is None else f"  target {goal}: {'met' if rate / bare >= goal else 'NOT MET'}"
-        print(f"{name:27} {rate:7.0f} req/s  ratio {rate / bare:5.2f}  (rounds: "
-              + ", ".join(f"{r:.0f}" for r in rounds) + f"; errors {errors[name]}){verdict}")
+        cpu_us = statistics.median(cpu[name])
+        print(f"{name:27} {rate:7.0f} req/s  ratio {rate / bare:5.2f}  CPU {cpu_us:6.0f} us/request, ratio "
+              f"{bare_cpu / cpu_us:4.2f}  (rounds: " + ", ".join(f"{r:.0f}" for r in rounds)
+              + f"; errors {errors[name]}){verdict}")
     if args.profile:
         print_profile(args.profile)
 

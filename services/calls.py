@@ -29,7 +29,8 @@ log = logging.getLogger("zgld.signatures")
 
 SIGNATURE_USED = "请求已使用过"
 SIGNING_PARAMS = frozenset({"rand_str", "timestamp", "user_id"})
-NOT_SPENT = ""  # the fingerprint of a signature seen on a call that does not spend it (GET, upload)
+# the fingerprint of a signature seen on a call that does not spend it (GET, upload); _insert_seen writes ''
+NOT_SPENT = ""
 
 
 def to_json(data):
@@ -104,6 +105,14 @@ def _stored_answer(key, fingerprint):
     return orjson.loads(row.answer)
 
 
+def _insert_seen(keys):
+    # SQL written here, not built by Peewee: building a 500-row insert cost ~55 us a row, more than a GET
+    rows = ", ".join([f"({db.param}, {db.param}, '')"] * len(keys))
+    table = UsedSignature._meta.table_name
+    db.execute_sql(f'INSERT INTO "{table}" ("user_id", "timestamp", "fingerprint") VALUES {rows} '
+                   "ON CONFLICT DO NOTHING", [value for key in keys for value in key])
+
+
 class SeenSignatures:
     """The signatures this process saw on calls that do not spend them, until flush() has written them to
     the database. A POST looks here and in the database: a signature seen in this process is refused at
@@ -139,10 +148,7 @@ class SeenSignatures:
         try:
             with db.atomic():
                 for first in range(0, len(keys), self.BATCH):
-                    UsedSignature.insert_many(
-                        [(user_id, timestamp, NOT_SPENT) for user_id, timestamp in keys[first:first + self.BATCH]],
-                        fields=[UsedSignature.user_id, UsedSignature.timestamp, UsedSignature.fingerprint],
-                    ).on_conflict_ignore().as_rowcount().execute()
+                    _insert_seen(keys[first:first + self.BATCH])
         except pw.DatabaseError as e:  # kept here, tried again at the next flush
             log.warning("signatures seen on reads not written yet (%d kept): %s", len(keys), e)
             return 0
