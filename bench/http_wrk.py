@@ -1,6 +1,6 @@
 """Benchmark: the service's signed GETs against a bare Tornado handler writing the same dict, driven by wrk.
 
-    .venv/bin/python bench/http.py [--seconds 5] [--rounds 3] [--connections 32] [--port 8630]
+    .venv/bin/python bench/http_wrk.py [--seconds 5] [--rounds 3] [--connections 32] [--port 8630]
                                    [--database-url postgresql://...] [--profile FILE] [--service-root DIR]
 
 wrk (a load generator in C: `apt-get install -y wrk` on Debian/Ubuntu) drives, so the client does not take
@@ -16,37 +16,28 @@ product_list run and prints the functions most often on the CPU. `--service-root
 another checkout (to compare with an older version; the data is seeded by this one).
 Ports: --port (one process), +1 (bare handler), +2 (two processes).
 """
+import argparse
+import collections
+import hashlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
-# This file is named like the standard library's `http`: take its folder off the path before anything
-# imports http.client.
-BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
-ROOT = BENCH.parent
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import argparse  # noqa: E402
-import collections  # noqa: E402
-import hashlib  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import urllib.parse  # noqa: E402
-import urllib.request  # noqa: E402
+from products import BARE_APP, seed, wait_for  # noqa: E402 (bench/products.py)
 
 import models  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("bench_products", BENCH / "products.py")
-bench_products = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_products)
-BARE_APP, seed, wait_for = bench_products.BARE_APP, bench_products.seed, bench_products.wait_for
 
 TARGETS = {"product_list": ("product/product_list", {"product_type": 1}),
            "acount_data": ("home_page/acount_data", {}),
@@ -74,7 +65,7 @@ end
 
 def need_wrk():
     if shutil.which("wrk") is None:
-        sys.exit("bench/http.py needs wrk, a load generator in C: apt-get install -y wrk (Debian/Ubuntu), "
+        sys.exit("bench/http_wrk.py needs wrk, a load generator in C: apt-get install -y wrk (Debian/Ubuntu), "
                  "brew install wrk (macOS)")
 
 
