@@ -202,15 +202,28 @@ class BufferedLineHandler(logging.StreamHandler):
 
 
 def configure_logging(level, stream=None):
-    """Log lines to `stream` (default: standard error, buffered) as 'time level logger message'."""
-    if stream is None:
-        stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, encoding="utf-8",  # noqa: SIM115 (for good)
-                      errors="backslashreplace", closefd=False)
-    handler = BufferedLineHandler(stream)
+    """Log lines to `stream` (default: standard error, buffered) as 'time level logger message'. Like
+    logging.basicConfig, nothing changes when the root logger already has handlers (a test runner's)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = BufferedLineHandler(stream or _buffered_stderr())
     handler.setFormatter(LineFormatter())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    root.addHandler(handler)
+    root.setLevel(level)
     # not in the line: spare every record the lookups
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+
+
+def _buffered_stderr():
+    """Standard error with a buffer of its own (Python's flushes at every line), or as it is if it has no
+    file descriptor."""
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stderr
+    return open(descriptor, "w", buffering=1 << 16, encoding="utf-8",  # noqa: SIM115 (kept open for good)
+                errors="backslashreplace", closefd=False)
 
 
 def flush_logs():
