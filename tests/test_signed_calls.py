@@ -243,12 +243,13 @@ def trips(app, monkeypatch):
 @pytest.mark.gen_test
 async def test_each_signed_call_makes_at_most_one_trip(client, admin, product, trips):
     sqlite = isinstance(models.db.obj, pw.SqliteDatabase)
-    for path, query in [("product/product_list", {"product_type": 1}), ("product/product_single",
-                        {"product_id": product.id}), ("home_page", {}), ("home_page/acount_data", {}),
-                        ("role", {}), ("user", {}), ("company", {})]:
+    for path, query, short in [("product/product_list", {"product_type": 1}, True),
+                               ("product/product_single", {"product_id": product.id}, True),
+                               ("role", {}, True), ("user", {}, True), ("company", {}, True),
+                               ("home_page", {}, False), ("home_page/acount_data", {}, False)]:
         trips.clear()
         assert (await client.get(f"/zhugeleida/admin/{path}", admin, **query))["code"] == 200, path
-        assert len(trips) == (0 if sqlite else 1), path  # a short read on SQLite runs on the loop
+        assert len(trips) == (0 if sqlite and short else 1), path  # a short read on SQLite runs on the loop
     trips.clear()
     assert (await client.post(STATUS.format(product.id), admin, data={"status": 2}))["code"] == 200
     assert len(trips) == 1
