@@ -12,6 +12,7 @@ GET would put every read behind the database's write lock.
 Everything here may block (database, hashing): it runs in the executor, except short reads on SQLite,
 which may run on the event loop (see BaseHandler.call).
 """
+import contextlib
 import hashlib
 import logging
 import threading
@@ -82,13 +83,24 @@ def execute(call, fn, *args, **kwargs):
     if key in call.seen:
         raise TokenError(SIGNATURE_USED)
     fingerprint = call.fingerprint()
-    with write_transaction():
+    with _one_writer(), write_transaction():
         if not _claim(key, fingerprint):
             return _stored_answer(key, fingerprint)
         answer = fn(user, *args, **kwargs)
         UsedSignature.update(answer=to_json(answer).decode()).where(
             (UsedSignature.user_id == key[0]) & (UsedSignature.timestamp == key[1])).execute()
     return answer
+
+
+_SQLITE_WRITER = threading.Lock()
+
+
+def _one_writer():
+    """On SQLite, this process's spending calls take turns on a lock of their own before the database's.
+    The whole call runs in its write transaction, reads and checks included, so they queue: on SQLite's
+    lock a waiter polls with sleeps of up to 100 ms (the ingestion bench fell from 17,600 to 10,000
+    events/s); on this one it wakes as soon as the lock is free."""
+    return _SQLITE_WRITER if isinstance(db.obj, pw.SqliteDatabase) else contextlib.nullcontext()
 
 
 def _claim(key, fingerprint):
