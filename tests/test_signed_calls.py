@@ -314,3 +314,14 @@ def test_stored_answer_is_the_json_the_first_call_answered(database):
     assert calls._stored_answer(key, "f1") == {"a": 1}
     with pytest.raises(calls.TokenError):
         calls._stored_answer(key, "f2")
+
+
+@pytest.mark.gen_test
+async def test_a_write_waiting_for_this_process_s_writer_gives_up_as_sqlite_would(client, admin, settings):
+    if not isinstance(models.db.obj, pw.SqliteDatabase):
+        pytest.skip("the turn-taking lock is SQLite's")
+    settings["database"]["busy_timeout_ms"] = 200
+    with calls._SQLITE_WRITER:  # another spending call of this process, stuck
+        answer = await client.post(BATCH, json_body=batch(admin), params=signed_params(admin))
+    assert answer["code"] != 200 and stored() == (0, 0, 0)
+    assert (await client.post(BATCH, json_body=batch(admin), params=signed_params(admin)))["code"] == 200
