@@ -131,15 +131,18 @@ class ProductPicture(BaseModel):
 
 
 class UsedSignature(BaseModel):
-    """Signed POSTs already accepted, so a replay within the skew window is refused in every process."""
+    """Each signature (user, timestamp) seen within the skew window, in every process: a POST's with the
+    fingerprint of its call and its answer (written in the work's transaction: services.calls), a GET's or
+    an upload call's with an empty fingerprint. (Older versions kept a table `used_signature` keyed by path:
+    it is left as it was, unused.)"""
     user_id = pw.IntegerField()
-    path = pw.CharField(max_length=255)
-    timestamp = pw.BigIntegerField()
-    rand_str = pw.CharField(max_length=32)
-    seen_at = pw.DateTimeField(default=now, index=True)
+    timestamp = pw.BigIntegerField(index=True)  # pruned by it
+    fingerprint = pw.CharField(max_length=64, default="")
+    answer = pw.TextField(null=True)
 
     class Meta:
-        indexes = ((("user_id", "path", "timestamp", "rand_str"), True),)
+        table_name = "signature_use"
+        primary_key = pw.CompositeKey("user_id", "timestamp")
 
 
 class LoginThrottle(BaseModel):

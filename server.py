@@ -37,7 +37,7 @@ from handlers import roles as role_handlers
 from handlers import stats as stats_handlers
 from handlers import users as user_handlers
 from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
-from services import auth, pictures, stats
+from services import auth, calls, pictures, stats
 from storage import make_storage
 from version import VERSION
 from workers import Workers
@@ -47,8 +47,9 @@ log = logging.getLogger("zgld")
 HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, product_handlers, health_handlers, role_handlers,
                    company_handlers, stats_handlers, activity_handlers, picture_handlers]
 
-PRUNE_SIGNATURES_MS = 10 * 60 * 1000
+PRUNE_SIGNATURES_MS = 60 * 1000  # signatures are kept for the skew window (300 s), no longer
 PICTURE_HOUSEKEEPING_MS = 10 * 60 * 1000
+LOG_FLUSH_MS = 1000  # INFO lines reach the log within this (a WARNING at once)
 
 
 class Application(tornado.web.Application):
@@ -108,6 +109,7 @@ def make_app(settings, workers=None):
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         inflight=set(),
+        signatures=calls.SeenSignatures(),
     )
 
 
@@ -126,6 +128,16 @@ def start_background_jobs(app):
 
     job = tornado.ioloop.PeriodicCallback(prune, PRUNE_SIGNATURES_MS)
     job.start()
+
+    seen, flushing = app.settings["signatures"], []
+
+    def flush_signatures():
+        # GETs' signatures reach the database (and so the other processes) in batches; one flush at a time
+        if len(seen) and (not flushing or flushing[-1].done()):
+            flushing[:] = [workers.submit(seen.flush, settings)]
+
+    flush_job = tornado.ioloop.PeriodicCallback(flush_signatures, calls.SeenSignatures.FLUSH_MS)
+    flush_job.start()
 
     rollup_running = []
 
@@ -146,7 +158,9 @@ def start_background_jobs(app):
     picture_housekeeping()
     pictures_job = tornado.ioloop.PeriodicCallback(picture_housekeeping, PICTURE_HOUSEKEEPING_MS)
     pictures_job.start()
-    return [job, rollup_job, pictures_job]
+    log_job = tornado.ioloop.PeriodicCallback(flush_logs, LOG_FLUSH_MS)
+    log_job.start()
+    return [job, flush_job, rollup_job, pictures_job, log_job]
 
 
 def listen(app, settings):
@@ -189,6 +203,68 @@ async def serve(settings):
     app.settings["executor"].shutdown(close=models.db.close)
     models.db.close()
     log.info("stopped")
+    flush_logs()  # a worker process leaves through os._exit, which skips logging's own flush at exit
+
+
+class LineFormatter(logging.Formatter):
+    """'time level logger message', the time formatted once a second rather than once a line: every request
+    writes a line, and the standard formatter's time and %-style work was much of its cost."""
+
+    def __init__(self):
+        super().__init__()
+        self._second, self._stamp = None, ""
+
+    def format(self, record):
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._stamp = second, self.formatTime(record)[:-4]  # cut the default's ",mmm"
+        line = f"{self._stamp},{int(record.msecs):03d} {record.levelname} {record.name} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class BufferedLineHandler(logging.StreamHandler):
+    """Lines go to a buffered stream, flushed at once for a WARNING or worse and otherwise by flush_logs()
+    every LOG_FLUSH_MS (and at exit): a flush per line, a system call, was half of each request line's cost."""
+
+    def emit(self, record):
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING:
+                self.stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging(level, stream=None):
+    """Log lines to `stream` (default: standard error, buffered) as 'time level logger message'. Like
+    logging.basicConfig, nothing changes when the root logger already has handlers (a test runner's)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = BufferedLineHandler(stream or _buffered_stderr())
+    handler.setFormatter(LineFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    # not in the line: spare every record the lookups
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+
+
+def _buffered_stderr():
+    """Standard error with a buffer of its own (Python's flushes at every line), or as it is if it has no
+    file descriptor."""
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stderr
+    return open(descriptor, "w", buffering=1 << 16, encoding="utf-8",  # noqa: SIM115 (kept open for good)
+                errors="backslashreplace", closefd=False)
+
+
+def flush_logs():
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 # ---- CLI ------------------------------------------------------------------------------------------
@@ -376,7 +452,7 @@ def main(argv=None):
         sys.exit(f"configuration error: {e}")
     if hasattr(args, "data_dir"):
         config_module.place_data(settings, args.data_dir)
-    logging.basicConfig(level=settings["logging"]["level"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings["logging"]["level"])
     args.command(settings, args)
 
 

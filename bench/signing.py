@@ -40,7 +40,7 @@ def main():
         params = {"timestamp": timestamp, "user_id": str(user.id), "rand_str": auth.sign(timestamp, user.token)}
 
         def compiled():
-            auth.authenticate(params, "/bench", "GET", settings)
+            auth.authenticate(params, settings)
 
         def built_each_time():
             models.User.select(models.User, models.Company).join(models.Company).where(

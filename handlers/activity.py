@@ -9,7 +9,7 @@ BATCH_FORM = {"records": JsonList(max_items=activity.MAX_BATCH)}
 class ActivityBatchHandler(BaseHandler):
     async def post(self):
         form = validate(BATCH_FORM, self.args())
-        data = await self.run(activity.store_records, self.current_user, form["records"], self.config)
+        data = await self.call(activity.store_records, form["records"], self.config)
         self.reply(data, "添加成功")
 
 

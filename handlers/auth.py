@@ -42,14 +42,16 @@ class LoginHandler(BaseHandler):
 
 class LogoutHandler(BaseHandler):
     async def post(self):
-        await self.run(auth.logout, self.current_user)
+        await self.call(auth.logout)
         self.reply({}, "退出成功")
 
 
 class ModifyPasswordHandler(BaseHandler):
+    keeps_answer = False  # the new token: a retry is refused, and the user logs in with the new password
+
     async def post(self):
         form = validate(PASSWORD_FORM, self.args())
-        token = await self.run(auth.change_password, self.current_user, form["old_password"],
+        token = await self.call(auth.change_password, form["old_password"],
                                form["new_password"], self.config)
         self.reply({"token": token}, "修改成功")
 

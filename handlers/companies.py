@@ -1,5 +1,12 @@
 """Companies, administrators only: list, add, edit (name, card quota, expiry date), delete."""
-from handlers.management import AddHandler, DeleteHandler, ListHandler, UpdateHandler, management_routes
+from handlers.management import (
+    AddHandler,
+    DeleteHandler,
+    ListHandler,
+    UpdateHandler,
+    ignore_caller,
+    management_routes,
+)
 from services import companies
 from services.forms import Date, Int, Str
 
@@ -17,7 +24,7 @@ class CompanyListHandler(ListHandler):
     filters = {"name": Str(required=False, max_length=128)}
 
     async def rows(self, form):
-        return await self.run(companies.list_companies, form)
+        return await self.call(ignore_caller(companies.list_companies), form)
 
 
 class CompanyAddHandler(AddHandler):
@@ -27,7 +34,7 @@ class CompanyAddHandler(AddHandler):
         return {**COMPANY_FORM, "mingpian_available_num": Int(required=False, default=quota, min=0)}
 
     async def add(self, form):
-        return await self.run(companies.add_company, form)
+        return await self.call(ignore_caller(companies.add_company), form)
 
 
 class CompanyUpdateHandler(UpdateHandler):
@@ -37,12 +44,12 @@ class CompanyUpdateHandler(UpdateHandler):
     keep_if_absent = ("expire_date",)
 
     async def update(self, company_id, form):
-        await self.run(companies.update_company, company_id, form)
+        await self.call(ignore_caller(companies.update_company), company_id, form)
 
 
 class CompanyDeleteHandler(DeleteHandler):
     async def remove(self, company_id):
-        await self.run(companies.delete_company, company_id, self.settings["storage"])
+        await self.call(ignore_caller(companies.delete_company), company_id, self.settings["storage"])
 
 
 default_handlers = management_routes("company", CompanyListHandler, CompanyAddHandler, CompanyUpdateHandler,

@@ -11,16 +11,17 @@ import tornado.web
 
 from handlers.base import BaseHandler, api
 from handlers.console import ConsoleFileHandler
-from services import pictures
+from services import calls, pictures
 from services.errors import ServiceError
 
 PICTURE_CACHE_SECONDS = 365 * 24 * 3600
 
 
 class UploadHandler(BaseHandler):
-    def auth_options(self):
-        """The upload calls' rule; add_picture cannot read its body yet, and settles it in finish()."""
-        return {"max_age_seconds": self.config["upload"]["expire_seconds"], "once": False}
+    spends_signature = False  # idempotent by design; a call signed afresh is settled once its body is read
+
+    def signature_max_age(self):
+        return self.config["upload"]["expire_seconds"]
 
     @property
     def storage(self):
@@ -35,14 +36,22 @@ class AddPictureHandler(UploadHandler):
     upload = None
     disconnected = False
 
+    def signed_call(self):
+        call = super().signed_call()
+        call.notes_seen = False  # settled once the body has named the upload (pictures.SignatureRule)
+        return call
+
     async def prepare(self):
         await super().prepare()
         if self._finished:  # a CORS preflight
             return
         headers = self.request.headers
-        self.upload = await self.run(pictures.begin_chunk, self.storage, self.config, self.current_user,
-                                     self.query(), self.request.path, headers.get("Content-Type", ""),
-                                     headers.get("Content-Length"))
+        query, content_type, length = self.query(), headers.get("Content-Type", ""), headers.get("Content-Length")
+        settle = pictures.SignatureRule(
+            note=lambda: calls.note_seen(query, self.settings["signatures"]),
+            spend=lambda: calls.spend_alone(query, self.config, self.settings["signatures"]))
+        self.upload = await self.call(lambda caller: pictures.begin_chunk(
+            self.storage, self.config, caller, query, content_type, length, settle))
         if self.disconnected:  # the client left while the chunk was being opened
             await self.run(self.upload.abort)
             return
@@ -80,15 +89,23 @@ class AddPictureHandler(UploadHandler):
 
 
 class UploadCompleteHandler(UploadHandler):
-    def auth_options(self):
+    def _signed_with_upload_id(self):
         try:
-            params = self.args()
+            return pictures.signed_with_upload_id(self.query(), self.args())
         except ServiceError:  # a bad body: the ordinary rule, and post() answers what is wrong
-            return {}
-        return super().auth_options() if pictures.signed_with_upload_id(self.query(), params) else {}
+            return False
+
+    @property
+    def spends_signature(self):
+        """A completion signed afresh is an ordinary POST: spent once, a retry answered from the first."""
+        return not self._signed_with_upload_id()
+
+    def signature_max_age(self):
+        return super().signature_max_age() if self._signed_with_upload_id() else None
 
     async def post(self):
-        data = await self.run(pictures.complete_upload, self.storage, self.config, self.current_user, self.args())
+        form = self.args()
+        data = await self.call(lambda caller: pictures.complete_upload(self.storage, self.config, caller, form))
         self.reply(data, "添加图片成功")
 
 

@@ -32,15 +32,19 @@ QIYEWEIXIN_STATUS_FORM = {"status": Int(choices=(*SHELF_STATUS, PRODUCT_RECOMMEN
 
 
 class ProductListHandler(BaseHandler):
+    inline_read = True
+
     async def get(self):
         form = validate(LIST_FORM, self.args())
-        self.reply(await self.run(products.list_products, self.current_user, **form))
+        self.reply(await self.call(products.list_products, **form))
 
 
 class ProductSingleHandler(BaseHandler):
+    inline_read = True
+
     async def get(self):
         form = validate(SINGLE_FORM, self.args())
-        self.reply(await self.run(products.get_product, self.current_user, form["product_id"]))
+        self.reply(await self.call(products.get_product, form["product_id"]))
 
 
 class ProductEditHandler(BaseHandler):
@@ -48,13 +52,13 @@ class ProductEditHandler(BaseHandler):
 
     async def get(self):
         form = validate(EDIT_FORM, self.args())
-        self.reply(await self.run(products.get_product_for_edit, self.current_user, **form))
+        self.reply(await self.call(products.get_product_for_edit, **form))
 
 
 class ProductAddHandler(BaseHandler):
     async def post(self):
         form = validate(ADD_FORM, self.args())
-        await self.run(products.add_product, self.current_user, form)
+        await self.call(products.add_product, form)
         self.reply({}, "添加成功")
 
 
@@ -62,13 +66,13 @@ class ProductUpdateHandler(BaseHandler):
     async def post(self, product_id):
         product_id = path_id(product_id)
         form = validate(PRODUCT_FORM, self.args())
-        await self.run(products.update_product, self.current_user, product_id, form, self.settings["storage"])
+        await self.call(products.update_product, product_id, form, self.settings["storage"])
         self.reply({}, "添加成功")  # sic: the seed's text, which existing clients compare against
 
 
 class ProductDeleteHandler(BaseHandler):
     async def post(self, product_id):
-        await self.run(products.delete_product, self.current_user, path_id(product_id), self.settings["storage"])
+        await self.call(products.delete_product, path_id(product_id), self.settings["storage"])
         self.reply({}, "删除成功")
 
 
@@ -79,7 +83,7 @@ class ProductStatusHandler(BaseHandler):
     async def post(self, product_id):
         product_id = path_id(product_id)
         form = validate(self.form, self.args())
-        data = await self.run(products.set_status, self.current_user, product_id, form["status"], self.qiyeweixin)
+        data = await self.call(products.set_status, product_id, form["status"], self.qiyeweixin)
         self.reply(data, products.STATUS_CHANGED_MSG[form["status"]])
 
 

@@ -1,5 +1,12 @@
 """Roles, administrators only: list, add, rename, delete (the two built-in roles stay as they are)."""
-from handlers.management import AddHandler, DeleteHandler, ListHandler, UpdateHandler, management_routes
+from handlers.management import (
+    AddHandler,
+    DeleteHandler,
+    ListHandler,
+    UpdateHandler,
+    ignore_caller,
+    management_routes,
+)
 from services import roles
 from services.forms import Str
 
@@ -10,26 +17,26 @@ class RoleListHandler(ListHandler):
     filters = {"name": Str(required=False, max_length=64)}
 
     async def rows(self, form):
-        return await self.run(roles.list_roles, form)
+        return await self.call(ignore_caller(roles.list_roles), form)
 
 
 class RoleAddHandler(AddHandler):
     form = ROLE_FORM
 
     async def add(self, form):
-        return await self.run(roles.add_role, form["name"])
+        return await self.call(ignore_caller(roles.add_role), form["name"])
 
 
 class RoleUpdateHandler(UpdateHandler):
     form = ROLE_FORM
 
     async def update(self, role_id, form):
-        await self.run(roles.update_role, role_id, form["name"])
+        await self.call(ignore_caller(roles.update_role), role_id, form["name"])
 
 
 class RoleDeleteHandler(DeleteHandler):
     async def remove(self, role_id):
-        await self.run(roles.delete_role, role_id)
+        await self.call(ignore_caller(roles.delete_role), role_id)
 
 
 default_handlers = management_routes("role", RoleListHandler, RoleAddHandler, RoleUpdateHandler, RoleDeleteHandler)

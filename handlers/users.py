@@ -45,14 +45,14 @@ class UserListHandler(ListHandler):
     }
 
     async def rows(self, form):
-        return await self.run(users.list_users, self.current_user, form)
+        return await self.call(users.list_users, form)
 
 
 class UserAddHandler(AddHandler):
     form = ADD_FORM
 
     async def add(self, form):
-        return await self.run(users.add_user, self.current_user, form, self.config["auth"]["scrypt_n"])
+        return await self.call(users.add_user, form, self.config["auth"]["scrypt_n"])
 
 
 class UserUpdateHandler(UpdateHandler):
@@ -60,28 +60,31 @@ class UserUpdateHandler(UpdateHandler):
     keep_if_absent = ("mingpian_phone",)
 
     async def update(self, user_id, form):
-        await self.run(users.update_user, self.current_user, user_id, form)
+        await self.call(users.update_user, user_id, form)
 
 
 class UserDeleteHandler(DeleteHandler):
     async def remove(self, user_id):
-        await self.run(users.delete_user, self.current_user, user_id, self.settings["storage"])
+        await self.call(users.delete_user, user_id, self.settings["storage"])
 
 
 class UserResetPasswordHandler(BaseHandler):
+    admin_only = True
+    keeps_answer = False  # a generated password is shown once and never stored
+
     async def post(self, user_id):
-        self.require_admin()
         form = validate(RESET_FORM, self.args())
-        data = await self.run(users.reset_password, self.current_user, path_id(user_id), form["new_password"],
-                              self.config["auth"]["scrypt_n"])
+        data = await self.call(users.reset_password, path_id(user_id), form["new_password"],
+                               self.config["auth"]["scrypt_n"])
         self.reply(data, "重置密码成功")
 
 
 class UserStatusHandler(BaseHandler):
+    admin_only = True
+
     async def post(self, user_id):
-        self.require_admin()
         form = validate(STATUS_FORM, self.args())
-        data = await self.run(users.set_status, self.current_user, path_id(user_id), form["status"])
+        data = await self.call(users.set_status, path_id(user_id), form["status"])
         self.reply(data, "修改成功")
 
 

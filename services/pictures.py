@@ -6,6 +6,7 @@ user's upload simply does not exist for the caller. Its chunks are staged in sto
 process); the picture row's upload_key (unique) makes completing twice, even from two processes, give
 one picture. Everything here blocks except ChunkUpload.feed(): handlers run it in the executor.
 """
+import collections
 import datetime
 import hashlib
 import logging
@@ -16,7 +17,7 @@ import unicodedata
 import peewee as pw
 
 from models import Company, ProductPicture, locked, now, write_transaction
-from services import auth, chunk_stream, images
+from services import chunk_stream, images
 from services.errors import FormInvalid, NotFound, TooLarge, invalid
 from services.forms import Int, Str, validate
 from services.products import delete_files
@@ -64,6 +65,12 @@ def upload_params(query, body_fields):
     return {**query, **body_fields}
 
 
+# What a chunk's signature becomes once the upload it belongs to is known (services.calls): `note()` for a
+# call signed with the upload's id (it may sign more of that upload, never a POST), `spend()` for one signed
+# afresh (an ordinary signed call).
+SignatureRule = collections.namedtuple("SignatureRule", "note spend")
+
+
 def signed_with_upload_id(query, params):
     """Whether the signing timestamp is the upload's id: only then may the call reuse its signature and be
     as old as the upload expiry; a freshly signed call is an ordinary signed call."""
@@ -81,9 +88,9 @@ class ChunkUpload:
     A raw body's chunk is checked before its body is read (its fields are all in the query). A form's
     fields may follow img_data, so its chunk is staged unplaced and checked and placed once the body is read."""
 
-    def __init__(self, storage, user_id, decoder, limits, query, path, settings):
+    def __init__(self, storage, user_id, decoder, limits, query, signature):
         self.storage, self.user_id, self.decoder, self.limits = storage, user_id, decoder, limits
-        self.query, self.path, self.settings = query, path, settings
+        self.query, self.signature = query, signature
         self.chunk_limit, self.upload_limit = limits["max_chunk_bytes"], limits["max_upload_bytes"]
         # decoded bytes this chunk may have: the chunk limit, or less if the upload is nearly full
         self.limit = self.chunk_limit
@@ -93,6 +100,7 @@ class ChunkUpload:
         self.key = self.index = None
         if decoder.fields is None:
             self._check(query)
+            signature.note()  # a raw body's fields are all in the query: signed with the upload's id
         self.writer = storage.open_chunk(self.key, self.index)
         self.size = 0
         self.failure = None
@@ -182,15 +190,17 @@ class ChunkUpload:
         params = upload_params(self.query, self.decoder.fields)
         self._check(params)
         self._check_size()
-        if not signed_with_upload_id(self.query, params):
-            auth.confirm_ordinary_call(self.query, self.path, self.settings)
+        if signed_with_upload_id(self.query, params):
+            self.signature.note()
+        else:
+            self.signature.spend()
         self.writer.place(self.key, self.index)
 
     def abort(self):
         self.writer.abort()
 
 
-def begin_chunk(storage, settings, user, query, path, content_type, content_length):
+def begin_chunk(storage, settings, user, query, content_type, content_length, signature):
     """Check a chunk's arguments and limits before its body is read (those a form body may still give,
     once it is read); return a ChunkUpload for it."""
     limits = settings["upload"]
@@ -198,7 +208,7 @@ def begin_chunk(storage, settings, user, query, path, content_type, content_leng
     if content_length is not None and content_length.isdigit() and \
             int(content_length) > decoder.max_body(limits["max_chunk_bytes"]):
         raise TooLarge(f"分片超过上限 {limits['max_chunk_bytes']} 字节")
-    return ChunkUpload(storage, user.id, decoder, limits, query, path, settings)
+    return ChunkUpload(storage, user.id, decoder, limits, query, signature)
 
 
 # ---- completing an upload -----------------------------------------------------------------------------

@@ -171,11 +171,22 @@ async def test_a_run_longer_than_the_skew_window_still_signs(one_second_window, 
 
 
 @pytest.mark.gen_test
-async def test_same_signed_post_twice_is_refused(client, admin, staff):
+async def test_same_signed_post_twice_answers_the_first_answer_without_doing_it_again(client, admin, staff):
+    params = signed_params(admin)
+    first = await status_call(client, admin, staff, params)
+    assert first["code"] == 200
+    models.User.update(status=models.USER_ENABLED).where(models.User.id == staff.id).execute()
+    assert await status_call(client, admin, staff, params) == first
+    assert reload(staff).status == models.USER_ENABLED  # not disabled a second time
+
+
+@pytest.mark.gen_test
+async def test_same_signature_on_another_post_is_refused(client, admin, staff):
     params = signed_params(admin)
     assert (await status_call(client, admin, staff, params))["code"] == 200
-    replay = await status_call(client, admin, staff, params)
-    assert replay["code"] == 400
+    other = await client.post(STATUS.format(staff.id), data={"status": 1}, params=params)
+    assert other == {"code": 400, "msg": "请求已使用过", "data": {}}
+    assert reload(staff).status == models.USER_DISABLED
 
 
 @pytest.mark.gen_test

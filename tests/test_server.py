@@ -144,12 +144,16 @@ def test_two_processes_share_replay_protection_and_stop_together(tmp_path, start
     timestamp = str(int(time.time() * 1000))
     rand_str = hashlib.md5(f"{timestamp}{token_data['token']}".encode()).hexdigest()
     query = urllib.parse.urlencode({"rand_str": rand_str, "timestamp": timestamp, "user_id": token_data["user_id"]})
-    url = f"http://127.0.0.1:{port}/zhugeleida/admin/modify_password?{query}"
-    form = urllib.parse.urlencode({"old_password": "wrong-one", "new_password": "whatever1"}).encode()
-    codes = []
-    for _ in range(6):  # fresh connections: the kernel spreads them over both processes
-        with urllib.request.urlopen(url, form, timeout=10) as r:
-            codes.append(json.loads(r.read())["code"])
-    assert codes[0] == 303 and codes[1:] == [400] * 5
+    url = f"http://127.0.0.1:{port}/zhugeleida/admin/home_page/line_info?{query}"
+
+    def answers(form):  # fresh connections: the kernel spreads them over both processes
+        data = urllib.parse.urlencode(form).encode()
+        for _ in range(6):
+            with urllib.request.urlopen(url, data, timeout=10) as r:
+                yield json.loads(r.read())
+
+    first, *retries = answers({"days": 7, "index_type": 1})
+    assert first["code"] == 200 and retries == [first] * 5  # a retry of the same call: the first answer
+    assert [a["code"] for a in answers({"days": 8, "index_type": 1})] == [400] * 6  # another call: refused
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
