@@ -321,20 +321,6 @@ async def test_an_unknown_name_costs_a_password_check_like_a_known_one(client, a
 
 
 @pytest.mark.gen_test
-async def test_pruning_forgets_only_signatures_older_than_the_window(client, admin, staff, settings):
-    fresh = signed_params(admin)
-    assert (await status_call(client, admin, staff, fresh))["code"] == 200
-    old = signed_params(admin)
-    assert (await status_call(client, admin, staff, old))["code"] == 200
-    long_ago = models.now() - datetime.timedelta(seconds=2 * settings["auth"]["max_skew_seconds"] + 60)
-    models.UsedSignature.update(seen_at=long_ago).where(
-        models.UsedSignature.timestamp == int(old["timestamp"])).execute()
-    assert auth.prune_used_signatures(settings) == 1
-    assert (await status_call(client, admin, staff, fresh))["code"] == 400  # still remembered: still refused
-    assert models.UsedSignature.select().count() == 1
-
-
-@pytest.mark.gen_test
 async def test_a_body_of_exactly_the_limit_is_read(client, admin, settings):
     limit = settings["server"]["max_body_bytes"]
     form = b"username=boss&password=bad&pad="
