@@ -3,8 +3,10 @@
 One code path serves SQLite (the default) and PostgreSQL: `connect(url)` picks the database from the URL.
 Connections are per thread (Peewee's default), so each executor thread has its own.
 """
+import contextlib
 import datetime
 import logging
+import threading
 from pathlib import Path
 
 import peewee as pw
@@ -368,12 +370,40 @@ def _rebuild_with_autoincrement(model):
     return True
 
 
+_outermost = threading.local()  # this thread's write transactions: how deep, and what waits for the commit
+
+
+@contextlib.contextmanager
 def write_transaction():
     """A transaction for read-then-write rules (quotas, uniqueness): on SQLite it takes the write lock
-    at the start, so two processes cannot both read the old state; on PostgreSQL, pair it with locked()."""
-    if isinstance(db.obj, pw.SqliteDatabase):
-        return db.atomic("IMMEDIATE")
-    return db.atomic()
+    at the start, so two processes cannot both read the old state; on PostgreSQL, pair it with locked().
+    Nested, it is a savepoint; what after_commit() registers inside runs once the outermost one commits."""
+    depth, jobs = getattr(_outermost, "depth", 0), getattr(_outermost, "jobs", [])
+    if depth == 0:
+        jobs = _outermost.jobs = []
+    registered_before = len(jobs)
+    _outermost.depth = depth + 1
+    try:
+        with db.atomic("IMMEDIATE") if isinstance(db.obj, pw.SqliteDatabase) else db.atomic() as transaction:
+            yield transaction
+    except BaseException:
+        del jobs[registered_before:]  # rolled back: what it registered never happened
+        raise
+    finally:
+        _outermost.depth = depth
+    if depth == 0:
+        _outermost.jobs = []
+        for job in jobs:
+            job()
+
+
+def after_commit(job):
+    """Run `job()` once the outermost write_transaction() of this thread has committed, or at once outside
+    one; never if it rolls back. For what cannot be rolled back, such as removing files."""
+    if getattr(_outermost, "depth", 0):
+        _outermost.jobs.append(job)
+    else:
+        job()
 
 
 def read_snapshot():

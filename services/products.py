@@ -26,6 +26,7 @@ from models import (
     ProductArticle,
     ProductPicture,
     User,
+    after_commit,
     db,
     locked,
     write_transaction,
@@ -454,8 +455,14 @@ def delete_product_rows(product_ids):
 
 
 def delete_files(storage, urls):
-    """Remove picture files (after the commit that deleted their rows). A URL that some picture row
-    still names is kept; a file that cannot be removed is logged, not raised: its rows are gone."""
+    """Remove picture files once the transaction that deleted their rows has committed (at once outside
+    one; never if it rolls back, so no row is left without its file)."""
+    after_commit(lambda: _delete_unreferenced_files(storage, urls))
+
+
+def _delete_unreferenced_files(storage, urls):
+    """A URL that some picture row still names is kept; a file that cannot be removed is logged, not
+    raised: its rows are gone."""
     urls = set(urls)
     for start in range(0, len(urls), _BATCH):
         batch = sorted(urls)[start:start + _BATCH]

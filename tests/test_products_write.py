@@ -375,6 +375,24 @@ async def test_colleagues_share_personal_products_and_administrators_reach_every
 
 # ---- delete ---------------------------------------------------------------------------------------------
 
+def test_files_go_only_when_the_outermost_transaction_commits(cat, existing, storage):
+    """A signed call runs its service inside the transaction that spends its signature: the product's own
+    transaction is then a savepoint, and its files must wait for the real commit."""
+    product, _, _, _, _, files = existing
+
+    class Failed(Exception):
+        pass
+
+    with pytest.raises(Failed), models.write_transaction():
+        products.delete_product(cat.staff, product.id, storage)
+        assert all(path.exists() for path in files.values())  # the rows are gone, in a savepoint only
+        raise Failed  # the outer transaction rolls back: the rows come back, and so must their files
+    assert state(product.id)[0] is not None and all(path.exists() for path in files.values())
+    with models.write_transaction():
+        products.delete_product(cat.staff, product.id, storage)
+    assert state(product.id)[0] is None and not any(path.exists() for path in files.values())
+
+
 @pytest.mark.gen_test
 async def test_delete_removes_product_articles_pictures_and_files(client, cat, existing, storage):
     product, keep, drop, old_cover, intro, files = existing
