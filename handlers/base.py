@@ -60,8 +60,10 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.settings["config"]
 
     async def run(self, fn, *args, **kwargs):
-        """Run blocking work (database, hashing, images, files) in the executor, off the event loop."""
-        return await self.settings["executor"].submit_async(fn, *args, **kwargs)
+        """Run blocking work (database, hashing, images, files) in the executor, off the event loop.
+        GETs run in the executor's read lane, so they never wait behind writers stuck on a lock."""
+        return await self.settings["executor"].submit_async(
+            fn, *args, read_only=self.request.method in ("GET", "HEAD"), **kwargs)
 
     def query(self):
         """Query-string parameters as a dict of text (the last value of each)."""
@@ -115,7 +117,9 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         error = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, ServiceError):
-            self.set_status(413 if isinstance(error, TooLarge) else 200)
+            self.set_status(error.http_status)
+            if error.http_status == 503:
+                self.set_header("Retry-After", "1")
             return self.reply(error.data, error.msg, error.code)
         if isinstance(error, tornado.web.HTTPError) and error.status_code == 405:
             self.set_status(200)
