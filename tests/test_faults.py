@@ -1,0 +1,231 @@
+"""Faults injected into a running app: a write lock held by another connection, a full disk (a small
+tmpfs), PostgreSQL connections terminated mid-load. Each asserts the codes clients get, the log, /healthz,
+and the rows and files afterwards. (Process-level faults, stopping and supervision: test_faults_process.py.)"""
+import asyncio
+import contextlib
+import os
+import sqlite3
+import subprocess
+import threading
+
+import peewee as pw
+import pytest
+
+import models
+from services import auth
+from tests.conftest import row_counts, signed_params
+from tests.test_activity import some_records
+from tests.test_pictures import _upload_ids, complete, encode, noisy, send_chunk, staged_files, upload, wait_for
+
+LIST = "/zhugeleida/admin/product/product_list"
+ADD_PRODUCT = "/zhugeleida/admin/product/add/0"
+BATCH = "/zhugeleida/admin/activity/batch"
+HEALTHZ = "/healthz"
+
+on_sqlite = pytest.mark.skipif("os.environ.get('ZGLD_DATABASE_URL', '').startswith('postgres')",
+                               reason="a SQLite file lock")
+on_postgresql = pytest.mark.skipif("not os.environ.get('ZGLD_DATABASE_URL', '').startswith('postgres')",
+                                   reason="needs ZGLD_DATABASE_URL=postgresql://...")
+
+
+@pytest.fixture
+def company(make_company):
+    return make_company("故障测试公司")
+
+
+@pytest.fixture
+def admin(make_user, company):
+    return make_user(company, role=models.ROLE_ADMIN, login_name="admin")
+
+
+def product_form():
+    return {"product_type": 2, "name": "门票", "price": "228", "reason": "好", "cover_picture_id": "[]"}
+
+
+# ---- a write lock held by another connection --------------------------------------------------------
+
+LOCK_WAIT_MS = 3000
+
+
+@pytest.fixture
+def settings(settings):
+    settings["database"]["busy_timeout_ms"] = LOCK_WAIT_MS
+    settings["server"]["worker_threads"] = 2
+    return settings
+
+
+@contextlib.contextmanager
+def write_lock_held(settings):
+    """Another connection (another process, say) holds SQLite's write lock inside."""
+    other = sqlite3.connect(settings["database"]["url"][len("sqlite:///"):], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+@pytest.fixture
+def writers_waiting(monkeypatch):
+    """Counts POSTs whose signature check has started in a writer thread (from there they wait on the lock)."""
+    started = []
+    check = auth.authenticate
+
+    def counted(*args, **kwargs):
+        if threading.current_thread().name.startswith("zgld-worker"):
+            started.append(threading.current_thread().name)
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(auth, "authenticate", counted)
+    return started
+
+
+@on_sqlite
+@pytest.mark.gen_test(timeout=30)
+async def test_held_write_lock_reads_go_on_writers_get_busy_retry_and_healthz_says_not_writable(
+        client, admin, settings, writers_waiting, caplog):
+    before = row_counts()
+    with write_lock_held(settings):
+        # as many writers as worker threads, all stuck waiting for the lock
+        posts = [asyncio.ensure_future(client.request("POST", ADD_PRODUCT, signed_params(admin), data=product_form()))
+                 for _ in range(settings["server"]["worker_threads"])]
+        await wait_for(lambda: len(writers_waiting) == settings["server"]["worker_threads"])
+        started = asyncio.get_running_loop().time()
+        body = await client.get(LIST, admin, product_type=2)
+        assert body["code"] == 200
+        assert asyncio.get_running_loop().time() - started < 1.0
+        assert not any(post.done() for post in posts), "the read waited for the writers"
+        status, health = await client.request("GET", HEALTHZ)
+        assert status == 503 and health["data"]["database_writable"] is False
+        assert health["data"]["database"] is True
+        for status, answer in await asyncio.gather(*posts):
+            assert (status, answer["code"], answer["msg"]) == (503, 503, "服务繁忙，请稍后重试")
+    assert row_counts() == before
+    assert "database is locked" in caplog.text
+    assert "unhandled error" not in caplog.text
+    # the lock is gone: writes and /healthz are back without a restart
+    assert (await client.post(ADD_PRODUCT, admin, data=product_form()))["code"] == 200
+    status, health = await client.request("GET", HEALTHZ)
+    assert status == 200 and health["data"]["database_writable"] is True
+
+
+# ---- a full disk (a small tmpfs; CI runs as root) ------------------------------------------------------
+
+TMPFS_BYTES = 4 * 1024 * 1024
+FLOOR = 512 * 1024
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_BYTES}", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.fixture
+def full_disk_settings(settings, small_disk):
+    settings["storage"].update(root=str(small_disk / "statics"), staging=str(small_disk / "uploads"),
+                               min_free_bytes=FLOOR)
+    settings["upload"].update(max_chunk_bytes=512 * 1024)
+    if settings["database"]["url"].startswith("sqlite:///"):
+        settings["database"]["url"] = f"sqlite:///{small_disk}/zhugeleida.db"
+    return settings
+
+
+def fill(disk, leave_bytes):
+    """Fill the disk up to `leave_bytes` free with one file; return that file."""
+    filler = disk / "filler"
+    with open(filler, "wb") as f, contextlib.suppress(OSError):
+        while os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > leave_bytes:
+            f.write(b"\0" * 16384)
+            f.flush()
+    return filler
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_full_disk_answers_storage_full_logs_the_cause_and_recovers(
+        full_disk_settings, small_disk, client, admin, app, caplog):
+    storage = app.settings["storage"]
+    picture = encode(noisy(300, 200), quality=95)
+    filler = fill(small_disk, 0)
+    before = row_counts()
+
+    status, health = await client.request("GET", HEALTHZ)
+    assert status == 503 and health["data"]["storage"] is False and health["data"]["free_bytes"] < FLOOR
+
+    status, body = await send_chunk(client, admin, next(_upload_ids), 0, picture)
+    assert (status, body["code"], body["msg"]) == (507, 507, "存储空间不足")
+    assert staged_files(storage) == []  # no .part left
+    if isinstance(models.db.obj, pw.SqliteDatabase):  # the database is on the full disk too
+        status, body = await client.request("POST", BATCH, signed_params(admin),
+                                            json_body={"records": some_records(admin)})
+        assert (status, body["code"]) == (507, 507)
+        assert "database or disk is full" in caplog.text
+    assert "cannot rollback" not in caplog.text and "unhandled error" not in caplog.text
+    assert row_counts() == before
+
+    filler.unlink()  # room again: everything works without a restart
+    _, status, body = await upload(client, admin, picture, chunk_size=400 * 1024)
+    assert (status, body["code"]) == (200, 200)
+    assert (await client.post(BATCH, admin, json_body={"records": some_records(admin)}))["code"] == 200
+    status, health = await client.request("GET", HEALTHZ)
+    assert status == 200 and health["data"]["storage"] is True
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_disk_filling_during_completion_answers_storage_full_and_keeps_no_picture(
+        full_disk_settings, small_disk, client, admin, app):
+    storage = app.settings["storage"]
+    picture = encode(noisy(600, 400), quality=95)
+    upload_id = next(_upload_ids)
+    status, body = await send_chunk(client, admin, upload_id, 0, picture)
+    assert body["code"] == 200
+    filler = fill(small_disk, 0)
+    status, body = await complete(client, admin, upload_id, 1)
+    assert (status, body["code"]) == (507, 507)
+    assert models.ProductPicture.select().count() == 0
+    assert [url for url, _ in storage.list_pictures()] == []
+    filler.unlink()
+    status, body = await complete(client, admin, upload_id, 1)
+    assert body["code"] == 200
+
+
+# ---- PostgreSQL: the service's connections terminated mid-load -------------------------------------------
+
+def terminate_other_backends():
+    """What a DBA, a failover or a restart of PostgreSQL does to the service's connections."""
+    killer = pw.PostgresqlDatabase(**models.parse_url(os.environ["ZGLD_DATABASE_URL"]))
+    with killer.connection_context():
+        rows = killer.execute_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        ).fetchall()
+    return len(rows)
+
+
+@on_postgresql
+@pytest.mark.gen_test(timeout=60)
+async def test_terminated_connections_heal_at_once_and_healthz_does_not_flap(client, admin, caplog):
+    async def call(i):
+        if i % 3 == 0:
+            return await client.request("GET", HEALTHZ)
+        if i % 3 == 1:
+            return await client.request("GET", LIST, signed_params(admin, product_type=2))
+        return await client.request("POST", ADD_PRODUCT, signed_params(admin), data=product_form())
+
+    # warm up: every worker thread of both lanes holds a connection
+    assert all(s == 200 for s, _ in await asyncio.gather(*(call(i) for i in range(24))))
+    for _ in range(3):
+        killed = terminate_other_backends()
+        assert killed >= 2
+        started = asyncio.get_running_loop().time()
+        answers = await asyncio.gather(*(call(i) for i in range(30)))
+        assert [(s, b["code"]) for s, b in answers] == [(200, 200)] * 30, answers
+        assert asyncio.get_running_loop().time() - started < 1.0
+    assert "connection closed by the server; reconnecting" in caplog.text
+    models.db.obj.drop_connection()  # the test's own connection was terminated too
