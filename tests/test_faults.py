@@ -13,6 +13,7 @@ import pytest
 
 import models
 from services import auth
+from services.errors import StorageFull
 from tests.conftest import row_counts, signed_params
 from tests.test_activity import some_records
 from tests.test_pictures import _upload_ids, complete, encode, noisy, send_chunk, staged_files, upload, wait_for
@@ -229,3 +230,54 @@ async def test_terminated_connections_heal_at_once_and_healthz_does_not_flap(cli
         assert asyncio.get_running_loop().time() - started < 1.0
     assert "connection closed by the server; reconnecting" in caplog.text
     models.db.obj.drop_connection()  # the test's own connection was terminated too
+
+
+@pytest.mark.skipif("os.environ.get('ZGLD_DATABASE_URL', '').startswith('postgres')", reason="SQLite file")
+def test_database_full_inside_a_transaction_names_the_real_cause(full_disk_settings, small_disk, database,
+                                                                 company, caplog):
+    filler = fill(small_disk, 0)
+
+    def many_customers():
+        with models.db.atomic():
+            for start in range(0, 20000, 500):
+                models.Customer.insert_many([{"company": company.id, "openid": f"o{i}", "name": "x" * 60}
+                                             for i in range(start, start + 500)]).execute()
+
+    with pytest.raises(StorageFull):
+        models.run_job(many_customers)
+    assert "database or disk is full" in caplog.text and "cannot rollback" not in caplog.text
+    assert models.Customer.select().count() == 0
+    filler.unlink()
+    models.run_job(many_customers)  # room again: the same connection writes
+    assert models.Customer.select().count() == 20000
+
+
+@on_postgresql
+def test_connection_dying_under_a_call_that_committed_nothing_runs_it_once_more(database, company, caplog):
+    runs = []
+
+    def work():
+        runs.append(1)
+        with models.db.atomic():
+            models.Company.update(name="改名").where(models.Company.id == company.id).execute()
+            if len(runs) == 1:  # the server ends this connection in the middle of the transaction
+                models.db.execute_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+        return models.Company.get_by_id(company.id).name
+
+    assert models.run_job(work) == "改名" and len(runs) == 2
+    assert "running it again" in caplog.text
+
+
+@on_postgresql
+def test_connection_dying_after_a_commit_is_not_run_again(database, company):
+    runs = []
+
+    def work():
+        runs.append(1)
+        models.Company.update(name="改名").where(models.Company.id == company.id).execute()  # commits
+        models.db.execute_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    with pytest.raises(pw.DatabaseError):
+        models.run_job(work)
+    assert len(runs) == 1
+    assert models.run_job(lambda: models.Company.get_by_id(company.id).name) == "改名"  # healed
