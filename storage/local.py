@@ -7,7 +7,9 @@ way, to a dot-name in their folder (never served) renamed into place.
 import contextlib
 import io
 import os
+import re
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -25,6 +27,11 @@ from storage.base import (
 )
 
 CHUNK_SUFFIX = ".chunk"
+PART_SUFFIX = ".part"
+TEMP_SUFFIX = ".tmp"
+# Temporary files carry the host's name, so the start-up sweep removes only what a crash on this host
+# left (several hosts may share the folders, each writing its own).
+HOST_TAG = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
 COPY_BUFFER = 1024 * 1024
 
 
@@ -57,7 +64,7 @@ class LocalStorage(Storage):
     def store(self, url, data):
         path = self._existing_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{HOST_TAG}.", suffix=TEMP_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -157,6 +164,18 @@ class LocalStorage(Storage):
     def scratch_file(self):
         return tempfile.TemporaryFile(dir=self.work)
 
+    def remove_leftovers(self):
+        """At start-up, with the instance lock held (no other process of this host writes here): remove
+        the partial chunks and half-written pictures a crash of this host left. Returns how many."""
+        patterns = [(self.staging, f"*.{HOST_TAG}.*{PART_SUFFIX}"), (self.root, f".*.{HOST_TAG}.*{TEMP_SUFFIX}")]
+        removed = 0
+        for folder, pattern in patterns:
+            for path in folder.rglob(pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+        return removed
+
 
 class LocalChunkWriter:
     """One chunk being received. Methods may be called from different executor threads, one at a time;
@@ -166,14 +185,7 @@ class LocalChunkWriter:
         self.folder, self.index = folder, index
         self._lock = threading.Lock()
         self._state = "open"
-        for attempt in (1, 2):
-            folder.mkdir(parents=True, exist_ok=True)
-            try:
-                fd, self._temp = tempfile.mkstemp(dir=folder, prefix=f"{index}.", suffix=".part")
-                break
-            except FileNotFoundError:  # an abort or expiry removed the empty folder just now
-                if attempt == 2:
-                    raise
+        fd, self._temp = _create_in(folder, f"{index}.{HOST_TAG}.", PART_SUFFIX)
         self._file = os.fdopen(fd, "wb")
 
     def write(self, data):
@@ -202,6 +214,20 @@ class LocalChunkWriter:
                 os.remove(self._temp)
             _remove_if_empty(self.folder)
             _remove_if_empty(self.folder.parent)
+
+
+def _create_in(folder, prefix, suffix, attempts=5):
+    """A new temporary file in `folder` (made if missing); its descriptor. Another upload's completion or
+    an expiry removes empty folders (the user's, the upload's) at any moment, even between mkdir making
+    the parent and the folder itself: then make them again."""
+    for attempt in range(attempts):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, path = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+            return fd, path
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
 
 
 def _copy(source, out, room):

@@ -281,3 +281,46 @@ def test_connection_dying_after_a_commit_is_not_run_again(database, company):
         models.run_job(work)
     assert len(runs) == 1
     assert models.run_job(lambda: models.Company.get_by_id(company.id).name) == "改名"  # healed
+
+
+# ---- staging races and crash leftovers (local storage) ------------------------------------------------
+
+def test_chunk_opens_while_another_completion_removes_the_users_staging_folder(settings, monkeypatch):
+    """The soak's one HTTP 500: mkdir(parents=True) made the user's folder, another upload's completion
+    removed it (empty) before the upload's own folder was made in it. Forced here, every time."""
+    from storage.local import LocalStorage
+    storage = LocalStorage(settings)
+    user_folder = storage.staging / "7"
+    real_mkdir = os.mkdir
+    interleaved = []
+
+    def mkdir_then_removed(path, *args, **kwargs):
+        real_mkdir(path, *args, **kwargs)
+        if str(path) == str(user_folder) and not interleaved:
+            interleaved.append(path)
+            os.rmdir(path)  # the other completion's _remove_if_empty(user folder), right now
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_removed)
+    writer = storage.open_chunk((7, 1530156149132), 0)
+    writer.write(b"chunk")
+    assert writer.commit()
+    assert interleaved, "the interleaving was not forced"
+    assert storage.staged_chunks((7, 1530156149132)) == {0: 5}
+
+
+def test_start_up_removes_this_hosts_crash_leftovers_only(settings):
+    from storage.local import HOST_TAG, LocalStorage
+    storage = LocalStorage(settings)
+    upload = storage.staging / "7" / "1530156149132"
+    upload.mkdir(parents=True)
+    (upload / "0.chunk").write_bytes(b"whole chunk")
+    (upload / f"1.{HOST_TAG}.ab12cd.part").write_bytes(b"cut off")
+    (upload / "2.other-host.ab12cd.part").write_bytes(b"another host is writing it")
+    url = storage.url_for("20180628140645880613abcdef.jpg")
+    storage.store(url, b"picture")
+    pictures = storage.path_for(url).parent
+    (pictures / f".20180628140645880614abcdef.jpg.{HOST_TAG}.x1y2.tmp").write_bytes(b"half")
+    (pictures / f".20180628140645880614abcdef_thumb.jpg.{HOST_TAG}.x1y3.tmp").write_bytes(b"half thumb")
+    assert storage.remove_leftovers() == 3
+    assert sorted(p.name for p in upload.iterdir()) == ["0.chunk", "2.other-host.ab12cd.part"]
+    assert sorted(p.name for p in pictures.iterdir()) == ["20180628140645880613abcdef.jpg"]
