@@ -397,8 +397,6 @@ def run_job(fn, *args, **kwargs):
       runs once more on a new connection.
     - A lock held past busy_timeout answers Busy, a full disk StorageFull (the real cause is logged),
       a stop's cut-off Stopping."""
-    if commit_gate.closed:
-        raise Stopping()
     database = db.obj
     if _lost(database):
         log.warning("database connection closed by the server; reconnecting")

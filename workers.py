@@ -8,9 +8,11 @@ turns a held lock, a full disk or a stop's cut-off into an answer the client can
 import asyncio
 import contextlib
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
+import models
 from models import run_job
+from services.errors import Stopping
 
 
 class Workers:
@@ -18,13 +20,22 @@ class Workers:
         self.threads = threads
         self._writes = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="zgld-worker")
         self._reads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="zgld-reader")
+        self._closed = False
 
     async def submit_async(self, fn, *args, read_only=False, **kwargs):
         """Run `fn` in a worker thread; `read_only` work (GETs) goes to the read lane."""
+        if models.commit_gate.closed:  # a stop cut calls off: nothing new starts
+            raise Stopping()
         pool = self._reads if read_only else self._writes
         return await asyncio.wrap_future(pool.submit(run_job, fn, *args, **kwargs))
 
     def submit(self, fn, *args, **kwargs):
+        """Background work and clean-up; once the pools are shut down (the end of a stop), clean-up such
+        as dropping a cut-off chunk runs right here rather than failing."""
+        if self._closed:
+            future = Future()
+            future.set_result(fn(*args, **kwargs))
+            return future
         return self._writes.submit(run_job, fn, *args, **kwargs)
 
     def run_in_every_thread(self, fn, timeout=10):
@@ -45,11 +56,13 @@ class Workers:
     def shutdown(self, close=None):
         if close is not None:
             self.run_in_every_thread(close)
+        self._closed = True
         for pool in (self._writes, self._reads):
             pool.shutdown(wait=True)
 
     def abandon(self):
         """A stop that cut work off: drop queued jobs and do not wait for running ones (the commit gate
         keeps them from committing; the process exits without joining their threads)."""
+        self._closed = True
         for pool in (self._writes, self._reads):
             pool.shutdown(wait=False, cancel_futures=True)

@@ -8,7 +8,7 @@ import orjson
 import tornado.web
 
 from services import auth
-from services.errors import BadMethod, Forbidden, NotFound, ServiceError, TooLarge, WrongType
+from services.errors import BadMethod, Forbidden, NotFound, ServiceError, Stopping, TooLarge, WrongType
 from services.forms import MAX_ID
 
 log = logging.getLogger("zgld.request")
@@ -52,6 +52,14 @@ class BaseHandler(tornado.web.RequestHandler):
     def on_connection_close(self):
         self.settings["inflight"].discard(self)
         super().on_connection_close()
+
+    def cut_off(self):
+        """A stop's grace is over and this call still runs; its work can no longer commit (models.commit_gate)."""
+        if not self._finished:
+            self.settings["inflight"].discard(self)
+            self.set_status(Stopping.http_status)
+            self.set_header("Retry-After", "1")
+            self.reply({}, Stopping.msg, Stopping.code)
 
     # ---- the pieces every handler uses ----
 

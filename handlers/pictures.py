@@ -52,6 +52,11 @@ class AddPictureHandler(UploadHandler):
         data = await self.run(self.upload.finish)
         self.reply(data, "上传成功")
 
+    def cut_off(self):
+        if self.upload is not None:  # the stop cut this chunk off: no partial chunk is kept
+            self.upload.abort()
+        super().cut_off()
+
     def on_connection_close(self):
         super().on_connection_close()
         self.disconnected = True
