@@ -13,7 +13,7 @@ import pytest
 
 import models
 from services import auth
-from services.errors import StorageFull
+from services.errors import Stopping, StorageFull
 from tests.conftest import row_counts, signed_params
 from tests.test_activity import some_records
 from tests.test_pictures import _upload_ids, complete, encode, noisy, send_chunk, staged_files, upload, wait_for
@@ -324,3 +324,38 @@ def test_start_up_removes_this_hosts_crash_leftovers_only(settings):
     assert storage.remove_leftovers() == 3
     assert sorted(p.name for p in upload.iterdir()) == ["0.chunk", "2.other-host.ab12cd.part"]
     assert sorted(p.name for p in pictures.iterdir()) == ["20180628140645880613abcdef.jpg"]
+
+
+# ---- the commit gate a stop closes ------------------------------------------------------------------------
+
+@pytest.fixture
+def gate(monkeypatch):
+    fresh = models.CommitGate()
+    monkeypatch.setattr(models, "commit_gate", fresh)
+    return fresh
+
+
+def test_closed_commit_gate_refuses_every_write_and_keeps_reads(database, company, gate):
+    assert gate.close(timeout=1)
+    with pytest.raises(Stopping):
+        models.Company.update(name="改名").execute()  # a write outside a transaction commits by itself
+    with pytest.raises(Stopping), models.db.atomic():
+        models.Company.update(name="改名").execute()
+    assert models.Company.get_by_id(company.id).name == "故障测试公司"  # reads go on, nothing was written
+
+
+def test_commit_gate_close_waits_for_a_commit_in_progress(gate):
+    entered, release = threading.Event(), threading.Event()
+
+    def committing():
+        with gate:
+            entered.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=committing)
+    worker.start()
+    entered.wait(10)
+    assert gate.close(timeout=0.05) is False  # one is committing: close() says so
+    release.set()
+    assert gate.close(timeout=10) is True
+    worker.join()

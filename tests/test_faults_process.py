@@ -222,7 +222,7 @@ def test_drain_closes_idle_keep_alive_connections_and_finishes_busy_ones(data_di
     holder.close()
     caller.join(30)
     assert answers[0][1]["code"] == 200
-    assert busy.sock is None or busy.sock.recv(1) == b""  # and its connection is closed after the answer
+    assert busy.sock is None  # the answer said `Connection: close`: the client does not send on it again
     assert service.proc.wait(30) == 0
     assert product_count(data_dir) == 1
 
