@@ -66,7 +66,7 @@ class AddPictureHandler(UploadHandler):
 
 class UploadCompleteHandler(UploadHandler):
     async def post(self):
-        data = await self.run(pictures.complete_upload, self.storage, self.config, self.current_user, self.args())
+        data = await pictures.complete_upload(self.run, self.storage, self.config, self.current_user, self.args())
         self.reply({"ret_data": data}, "添加图片成功")
 
 

@@ -6,6 +6,7 @@ user's upload simply does not exist for the caller. Its chunks are staged in sto
 process); the picture row's upload_key (unique) makes completing twice, even from two processes, give
 one picture. Everything here blocks except ChunkUpload.feed(): handlers run it in the executor.
 """
+import asyncio
 import datetime
 import hashlib
 import logging
@@ -170,23 +171,47 @@ def _completed(upload_key):
     return ProductPicture.get_or_none(ProductPicture.upload_key == upload_key)
 
 
-def complete_upload(storage, settings, user, params):
+async def complete_upload(run, storage, settings, user, params):
     """Join the chunks, check and re-encode the image, store it and its thumbnail, and record the
-    picture; answer {picture_id, picture_url}. Completing the same upload again answers the same."""
+    picture; answer {picture_id, picture_url}. Completing the same upload again answers the same.
+
+    `run` runs blocking work in a worker thread (the handler's). The Pillow work in between is awaited,
+    not waited for in a worker thread: with every worker thread waiting on images, a small GET took
+    about 230 ms instead of 1.5 ms."""
     limits = settings["upload"]
+    started = await run(_start_completion, storage, limits, user, params)
+    if isinstance(started, dict):
+        return started  # completed before
+    form, key, upload_key, joined = started
+    try:
+        picture = await asyncio.wrap_future(images.submit(
+            joined, limits["max_pixels"], limits["thumbnail_px"], limits["jpeg_quality"], limits["image_threads"]))
+    except FormInvalid:
+        await run(storage.abort, key)  # the content itself is refused: keep nothing of it
+        raise
+    finally:
+        joined.close()
+    return await run(_finish_completion, storage, user, form["picture_type"], picture, upload_key, key)
+
+
+def _start_completion(storage, limits, user, params):
+    """The answer if the upload was completed before; else (form, key, upload key, the joined file)."""
     form = _clean(_complete_form(limits), params)
     key, upload_key = (user.id, form["timestamp"]), _upload_key(user, form["timestamp"])
     done = _completed(upload_key)
     if done is not None:
         return _answer(done)
     try:
-        picture = _joined_picture(storage, key, form["chunk_num"], limits)
+        return form, key, upload_key, _joined(storage, key, form["chunk_num"], limits)
     except Exception:
         done = _completed(upload_key)  # another process completed it meanwhile and removed the chunks
         if done is not None:
             return _answer(done)
         raise
-    row = store_picture(storage, user, form["picture_type"], picture, upload_key)
+
+
+def _finish_completion(storage, user, picture_type, picture, upload_key, key):
+    row = store_picture(storage, user, picture_type, picture, upload_key)
     storage.abort(key)
     return _answer(row)
 
@@ -215,23 +240,25 @@ def store_picture(storage, user, picture_type, picture, upload_key=None):
         raise
 
 
-def _joined_picture(storage, key, chunk_num, limits):
-    with storage.scratch_file() as joined:
-        try:
-            storage.assemble(key, chunk_num, joined, limits["max_upload_bytes"])
-        except UploadNotFound:
-            raise NotFound("上传不存在或已过期") from None
-        except MissingChunk as e:
-            raise invalid("chunk_num", f"缺少分片 {e.index}") from None
-        except UploadTooLarge:
-            raise TooLarge(f"上传文件超过上限 {limits['max_upload_bytes']} 字节") from None
-        joined.seek(0)
-        try:
-            return images.process(joined, limits["max_pixels"], limits["thumbnail_px"], limits["jpeg_quality"],
-                                  limits["image_threads"])
-        except FormInvalid:
-            storage.abort(key)  # the content itself is refused: keep nothing of it
-            raise
+def _joined(storage, key, chunk_num, limits):
+    """The upload's chunks joined into a scratch file (the caller closes it), read from the start."""
+    joined = storage.scratch_file()
+    try:
+        storage.assemble(key, chunk_num, joined, limits["max_upload_bytes"])
+    except UploadNotFound:
+        joined.close()
+        raise NotFound("上传不存在或已过期") from None
+    except MissingChunk as e:
+        joined.close()
+        raise invalid("chunk_num", f"缺少分片 {e.index}") from None
+    except UploadTooLarge:
+        joined.close()
+        raise TooLarge(f"上传文件超过上限 {limits['max_upload_bytes']} 字节") from None
+    except BaseException:
+        joined.close()
+        raise
+    joined.seek(0)
+    return joined
 
 
 def _new_name():

@@ -359,3 +359,37 @@ def test_commit_gate_close_waits_for_a_commit_in_progress(gate):
     release.set()
     assert gate.close(timeout=10) is True
     worker.join()
+
+
+# ---- image work does not hold worker threads -------------------------------------------------------------
+
+@pytest.mark.gen_test(timeout=30)
+async def test_completions_in_image_work_hold_no_worker_thread(client, admin, settings, monkeypatch):
+    """As many completions as worker threads, all in Pillow (held there by the test): a small signed POST,
+    which needs a worker thread, still answers at once."""
+    from services import images
+    from tests.test_pictures import complete
+    in_pillow, release, real = [], threading.Event(), images._process
+
+    def held(*args):
+        in_pillow.append(1)
+        release.wait(20)
+        return real(*args)
+
+    monkeypatch.setattr(images, "_process", held)
+    picture = encode(noisy(300, 200))
+    uploads = []
+    for _ in range(settings["server"]["worker_threads"]):
+        upload_id = next(_upload_ids)
+        assert (await send_chunk(client, admin, upload_id, 0, picture))[1]["code"] == 200
+        uploads.append(upload_id)
+    completions = [asyncio.ensure_future(complete(client, admin, upload_id, 1)) for upload_id in uploads]
+    try:
+        await wait_for(lambda: len(in_pillow) == len(uploads))
+        for _ in range(3):
+            body = await client.post("/zhugeleida/admin/home_page/line_info", admin, data={"index_type": 1, "days": 7})
+            assert body["code"] == 200
+        assert not any(c.done() for c in completions)
+    finally:
+        release.set()
+    assert [(await c)[1]["code"] for c in completions] == [200] * len(uploads)
