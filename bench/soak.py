@@ -6,7 +6,8 @@ Starts the service (SQLite, a temporary data folder) as a subprocess. Each clien
 (so uploads of one user race, as the console's do), loops: a signed product_list, a product add, an
 activity batch, and a picture upload in two chunks plus its completion. Every answer must be HTTP 200
 with code 200; anything else is counted and its first lines printed. The service's RSS is sampled every
-10 s; the last line says whether it levelled off (growth over the second half of the run).
+10 s (heap, mapped files, shared memory such as the SQLite WAL index; threads); the last line says
+whether it levelled off (growth over the second half of the run).
 """
 import argparse
 import http.client
@@ -76,6 +77,10 @@ class Client:
         self.call("POST", COMPLETE, account.params(upload_id, img_name="soak.jpg", chunk_num=2, picture_type=1))
 
 
+def threads_of(pid):
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=10)
@@ -130,10 +135,12 @@ def run(args, service, account):
     end = started + args.minutes * 60
     while time.monotonic() < end and service.poll() is None:
         time.sleep(min(10, max(0.0, end - time.monotonic())))
-        rss = memory._status("VmRSS") / 1024 / 1024
+        rss, anon, files, shared = (memory._status(field) / 1024 / 1024
+                                    for field in ("VmRSS", "RssAnon", "RssFile", "RssShmem"))
         samples.append((time.monotonic() - started, rss))
-        print(f"{samples[-1][0]:6.0f} s  RSS {rss:6.1f} MB  calls {counters['calls']:7d}  errors {len(errors)}",
-              flush=True)
+        print(f"{samples[-1][0]:6.0f} s  RSS {rss:6.1f} MB (heap {anon:5.1f}, files {files:5.1f}, shared "
+              f"{shared:4.1f})  threads {threads_of(service.pid):3d}  calls {counters['calls']:7d}  "
+              f"errors {len(errors)}", flush=True)
     stop.set()
     for thread in threads:
         thread.join()
