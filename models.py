@@ -417,6 +417,14 @@ def _lost(database):
     return isinstance(database, _FaultAware) and database.lost()
 
 
+def drop_if_lost():
+    """If the server closed this thread's connection, forget it (the next statement reconnects); True if so."""
+    if not _lost(db.obj):
+        return False
+    db.obj.drop_connection()
+    return True
+
+
 def _named_faults(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import peewee as pw
 
-from models import db
+from models import db, drop_if_lost
 from version import VERSION
 
 log = logging.getLogger("zgld.health")
@@ -19,16 +19,21 @@ WRITE_LOCK_WAIT_MS = 1000
 
 
 def database_answers():
-    """True if a query that reads the schema succeeds. On failure the connection is dropped, so the next
-    check (and the next request on this thread) connects afresh once the database is back."""
-    try:
-        db.execute_sql("SELECT 1 FROM role LIMIT 1").fetchall()
-        return True
-    except Exception as e:  # any driver error means "not answering"; the reason goes to the log
-        log.warning("health: database does not answer: %s", e)
-        with contextlib.suppress(Exception):
-            db.close()
-        return False
+    """True if a query that reads the schema succeeds. A connection the server closed is replaced and
+    the query tried once more (models.run_job does that for calls, but here the error is caught first).
+    On failure the connection is dropped, so the next check (and the next request on this thread)
+    connects afresh once the database is back."""
+    for attempt in (1, 2):
+        try:
+            db.execute_sql("SELECT 1 FROM role LIMIT 1").fetchall()
+            return True
+        except Exception as e:  # any driver error means "not answering"; the reason goes to the log
+            if attempt == 1 and drop_if_lost():
+                continue
+            log.warning("health: database does not answer: %s", e)
+            with contextlib.suppress(Exception):
+                db.close()
+            return False
 
 
 def database_writable():
