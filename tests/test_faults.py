@@ -393,3 +393,15 @@ async def test_completions_in_image_work_hold_no_worker_thread(client, admin, se
     finally:
         release.set()
     assert [(await c)[1]["code"] for c in completions] == [200] * len(uploads)
+
+
+@on_postgresql
+def test_health_check_replaces_a_connection_the_server_closed(database):
+    from services import health
+    pid = models.db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    killer = pw.PostgresqlDatabase(**models.parse_url(os.environ["ZGLD_DATABASE_URL"]))
+    with killer.connection_context():
+        killer.execute_sql("SELECT pg_terminate_backend(%s)", (pid,))
+        while killer.execute_sql("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            pass  # until the backend has gone: an event with no notification
+    assert health.database_answers() is True
