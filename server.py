@@ -341,7 +341,20 @@ def hold_instance_lock(settings, storage):
     return lock
 
 
+M_ARENA_MAX = -8  # glibc mallopt parameter
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas():
+    """glibc gives each new thread its own malloc arena (up to 8 per core) and rarely hands their free
+    memory back; with ~16 worker, image and thumbnail threads, the soak's RSS rose 60 -> 85 MB in 10
+    minutes and kept stepping up. With 2 arenas it stayed at 57 -> 63 MB. Set before any thread exists."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: its own allocator's behaviour
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
 def cmd_serve(settings, args):
+    limit_malloc_arenas()
     storage = make_storage(settings)
     lock = hold_instance_lock(settings, storage)  # noqa: F841 - held until the process ends
     # The schema once, before any fork: several children creating it at once would race.
