@@ -72,6 +72,7 @@ RULES = {
     ("auth", "login_window_seconds"): (_positive, "a positive number of seconds"),
     ("auth", "scrypt_n"): (lambda v: v >= 2 and v & (v - 1) == 0, "a power of two"),
     ("storage", "backend"): (lambda v: v in ("local",), "one of: local"),
+    ("storage", "min_free_bytes"): (_non_negative, "zero or more bytes"),
     ("upload", "max_chunk_bytes"): (_positive, "a positive number of bytes"),
     ("upload", "body_timeout_seconds"): (_positive, "a positive number of seconds"),
     ("upload", "max_chunks"): (_positive, "at least 1"),

@@ -5,13 +5,18 @@ Connections are per thread (Peewee's default), so each executor thread has its o
 """
 import contextlib
 import datetime
+import errno
 import logging
+import select
 import threading
 from pathlib import Path
 
 import peewee as pw
 from playhouse.db_url import connect as connect_url
+from playhouse.db_url import parse as parse_url
 from playhouse.migrate import PostgresqlMigrator, SchemaMigrator
+
+from services.errors import Busy, Stopping, StorageFull
 
 db = pw.DatabaseProxy()
 
@@ -277,18 +282,214 @@ MODELS = [Company, Role, User, Product, ProductArticle, ProductPicture, UsedSign
           *ACTIVITY_MODELS]
 
 
+# ---- faults: connections the server dropped, held locks, full disks, a stop cutting work off ----------
+
+log = logging.getLogger("zgld.db")
+
+
+class _ThreadCalls(threading.local):
+    commits = 0  # transactions committed (and writes outside one) on this thread: tells whether a call did work
+
+
+_calls = _ThreadCalls()
+
+
+class CommitGate:
+    """Once closed (a stop past its grace), no commit starts, and close() returns when none is running:
+    every call then either committed, or did nothing and answers Stopping."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._running = 0
+        self.closed = False
+
+    def __enter__(self):
+        with self._cond:
+            if self.closed:
+                raise Stopping()
+            self._running += 1
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
+
+    def close(self, timeout):
+        with self._cond:
+            self.closed = True
+            return self._cond.wait_for(lambda: self._running == 0, timeout)
+
+
+commit_gate = CommitGate()
+
+_READS = ("SELECT", "PRAGMA", "BEGIN", "SAVEPO", "RELEAS", "ROLLBA")  # statements that never persist anything
+
+
+class _FaultAware:
+    """Mixed into the database classes: keeps each thread's connection (so a stop can interrupt it),
+    counts what committed (so a call that did nothing may be retried), and passes every commit
+    through the commit gate."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._live = {}  # thread id -> its connection
+
+    def _connect(self):
+        conn = super()._connect()
+        self._live[threading.get_ident()] = conn
+        return conn
+
+    def _close(self, conn):
+        self._live.pop(threading.get_ident(), None)
+        super()._close(conn)
+
+    def _execute_cursor(self, sql, params, **options):
+        if self.in_transaction() or sql.lstrip()[:6].upper() in _READS:
+            return super()._execute_cursor(sql, params, **options)
+        with commit_gate:  # a write outside a transaction commits by itself
+            cursor = super()._execute_cursor(sql, params, **options)
+        _calls.commits += 1
+        return cursor
+
+    def commit(self):
+        with commit_gate:
+            super().commit()
+        _calls.commits += 1
+
+    def interrupt_all(self):
+        """Stop the statement each connection is running (a stop past its grace)."""
+        for conn in list(self._live.values()):
+            try:
+                conn.interrupt() if hasattr(conn, "interrupt") else conn.cancel()
+            except Exception as e:  # closed meanwhile, or nothing running: nothing to stop
+                log.debug("interrupt: %s", e)
+
+    def lost(self):
+        """True if this thread's connection is gone (the server closed it)."""
+        return False
+
+    def drop_connection(self):
+        """Forget this thread's connection whatever its state; the next statement opens a new one."""
+        conn = self._state.conn
+        self._live.pop(threading.get_ident(), None)
+        self._state.reset()
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception as e:  # already broken: closing it is all we wanted
+                log.debug("closing a lost connection: %s", e)
+
+
+class SqliteDatabase(_FaultAware, pw.SqliteDatabase):
+    def rollback(self):
+        # SQLite rolls a transaction back by itself on some errors (a full disk, an I/O error); a second
+        # ROLLBACK would fail with "cannot rollback" and hide the real error from the log and the client.
+        if not self.is_closed() and not self._state.conn.in_transaction:
+            return
+        super().rollback()
+
+
+class PostgresqlDatabase(_FaultAware, pw.PostgresqlDatabase):
+    def lost(self):
+        conn = self._state.conn
+        if conn is None:
+            return False
+        if conn.closed:
+            return True
+        if self.in_transaction():
+            return False
+        # Idle, nothing should be waiting to be read; if something is, it is the server's goodbye
+        # (pg_terminate_backend, a restart) or the end of the stream. One poll, about a microsecond.
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+
+
+def _chain(error):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def fault_of(error):
+    """The service error a database or disk failure means to the client, or None for any other error."""
+    for cause in _chain(error):
+        text = str(cause)
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return StorageFull(), cause
+        if "database or disk is full" in text or getattr(cause, "pgcode", None) == "53100":
+            return StorageFull(), cause
+        if "database is locked" in text or "database table is locked" in text:
+            return Busy(), cause
+    if commit_gate.closed and isinstance(error, pw.DatabaseError):  # interrupted by the stop
+        return Stopping(), error
+    return None
+
+
+def run_job(fn, *args, **kwargs):
+    """Run one piece of blocking work on this thread's connection, healing and naming faults. The
+    request pipeline runs every call through this (workers.Workers does).
+
+    - A connection the server dropped while idle is replaced before the work starts; if it dies during
+      the work and nothing of the call committed (the server rolled back whatever was open), the call
+      runs once more on a new connection.
+    - A lock held past busy_timeout answers Busy, a full disk StorageFull (the real cause is logged),
+      a stop's cut-off Stopping."""
+    database = db.obj
+    if _lost(database):
+        log.warning("database connection closed by the server; reconnecting")
+        database.drop_connection()
+    commits = _calls.commits
+    try:
+        return _named_faults(fn, *args, **kwargs)
+    except Exception as e:
+        if not _lost(database) or _calls.commits != commits or isinstance(e, Stopping):
+            raise
+        log.warning("database connection lost during a call that committed nothing (%s); running it again",
+                    str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        database.drop_connection()
+    return _named_faults(fn, *args, **kwargs)
+
+
+def _lost(database):
+    return isinstance(database, _FaultAware) and database.lost()
+
+
+def drop_if_lost():
+    """If the server closed this thread's connection, forget it (the next statement reconnects); True if so."""
+    if not _lost(db.obj):
+        return False
+    db.obj.drop_connection()
+    return True
+
+
+def _named_faults(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:
+        named = fault_of(e)
+        if named is None:
+            raise
+        fault, cause = named
+        log.log(logging.ERROR if isinstance(fault, StorageFull) else logging.WARNING,
+                "%s: %s: %s", type(fault).__name__, type(cause).__name__, cause)
+        raise fault from e
+
+
 def connect(url, busy_timeout_ms=5000):
     """Open the database named by `url` and bind the proxy to it."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        database = pw.SqliteDatabase(path, pragmas={
+        database = SqliteDatabase(path, pragmas={
             "journal_mode": "wal",
             "foreign_keys": 1,
             "busy_timeout": busy_timeout_ms,
             "synchronous": "normal",
         })
+    elif url.startswith(("postgresql://", "postgres://")):
+        database = PostgresqlDatabase(**parse_url(url))
     else:
         database = connect_url(url)
     db.initialize(database)

@@ -9,7 +9,7 @@ import tornado.httputil
 import tornado.web
 
 from services import calls
-from services.errors import BadMethod, FormInvalid, NotFound, ServiceError, TooLarge, WrongType
+from services.errors import BadMethod, FormInvalid, NotFound, ServiceError, Stopping, TooLarge, WrongType
 from services.forms import MAX_ID, parse_json
 
 log = logging.getLogger("zgld.request")
@@ -106,6 +106,14 @@ class BaseHandler(tornado.web.RequestHandler):
         self.settings["inflight"].discard(self)
         super().on_connection_close()
 
+    def cut_off(self):
+        """A stop's grace is over and this call still runs; its work can no longer commit (models.commit_gate)."""
+        if not self._finished:
+            self.settings["inflight"].discard(self)
+            self.set_status(Stopping.http_status)
+            self.set_header("Retry-After", "1")
+            self.reply({}, Stopping.msg, Stopping.code)
+
     # ---- the pieces every handler uses ----
 
     @property
@@ -113,8 +121,10 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.settings["config"]
 
     async def run(self, fn, *args, **kwargs):
-        """Run blocking work (database, hashing, images, files) in the executor, off the event loop."""
-        return await self.settings["executor"].submit_async(fn, *args, **kwargs)
+        """Run blocking work (database, hashing, images, files) in the executor, off the event loop.
+        GETs run in the executor's read lane, so they never wait behind writers stuck on a lock."""
+        return await self.settings["executor"].submit_async(
+            fn, *args, read_only=self.request.method in ("GET", "HEAD"), **kwargs)
 
     def query(self):
         """Query-string parameters as a dict of text (the last value of each)."""
@@ -202,7 +212,9 @@ class BaseHandler(tornado.web.RequestHandler):
             # old clients read as "signed out"
             error = FormInvalid(data={"body": ["请求体格式错误"]})
         if isinstance(error, ServiceError):
-            self.set_status(413 if isinstance(error, TooLarge) else 200)
+            self.set_status(error.http_status)
+            if error.http_status == 503:
+                self.set_header("Retry-After", "1")
             return self.reply(error.data, error.msg, error.code)
         if isinstance(error, tornado.web.HTTPError) and error.status_code == 405:
             self.set_status(200)

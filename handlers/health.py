@@ -10,7 +10,8 @@ class HealthHandler(BaseHandler):
     log_level = logging.DEBUG  # polled every few seconds: keep it out of the INFO log
 
     async def get(self):
-        data, ok = await self.run(health.check, self.settings["storage"])
+        data, ok = await self.run(health.check, self.settings["storage"],
+                                  self.config["storage"]["min_free_bytes"])
         if ok:
             self.reply(data)
         else:

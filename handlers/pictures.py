@@ -12,16 +12,25 @@ import tornado.web
 from handlers.base import BaseHandler, api
 from handlers.console import ConsoleFileHandler
 from services import calls, pictures
-from services.errors import ServiceError
 
 PICTURE_CACHE_SECONDS = 365 * 24 * 3600
 
 
 class UploadHandler(BaseHandler):
-    spends_signature = False  # idempotent by design; a call signed afresh is settled once its body is read
+    spends_signature = False  # idempotent by design; a call signed afresh is settled once its form is read
 
     def signature_max_age(self):
         return self.config["upload"]["expire_seconds"]
+
+    def signed_call(self):
+        call = super().signed_call()
+        call.notes_seen = False  # settled once the form has named the upload: signature_rule()
+        return call
+
+    def signature_rule(self, query):
+        signatures = self.settings["signatures"]
+        return pictures.SignatureRule(query, note=lambda: calls.note_seen(query, signatures),
+                                      spend=lambda: calls.spend_alone(query, self.config, signatures))
 
     @property
     def storage(self):
@@ -36,22 +45,15 @@ class AddPictureHandler(UploadHandler):
     upload = None
     disconnected = False
 
-    def signed_call(self):
-        call = super().signed_call()
-        call.notes_seen = False  # settled once the body has named the upload (pictures.SignatureRule)
-        return call
-
     async def prepare(self):
         await super().prepare()
         if self._finished:  # a CORS preflight
             return
         headers = self.request.headers
         query, content_type, length = self.query(), headers.get("Content-Type", ""), headers.get("Content-Length")
-        settle = pictures.SignatureRule(
-            note=lambda: calls.note_seen(query, self.settings["signatures"]),
-            spend=lambda: calls.spend_alone(query, self.config, self.settings["signatures"]))
+        signature = self.signature_rule(query)
         self.upload = await self.call(lambda caller: pictures.begin_chunk(
-            self.storage, self.config, caller, query, content_type, length, settle))
+            self.storage, self.config, caller, query, content_type, length, signature))
         if self.disconnected:  # the client left while the chunk was being opened
             await self.run(self.upload.abort)
             return
@@ -81,6 +83,11 @@ class AddPictureHandler(UploadHandler):
         data = await self.run(self.upload.finish)
         self.reply(data, "上传成功")
 
+    def cut_off(self):
+        if self.upload is not None:  # the stop cut this chunk off: no partial chunk is kept
+            self.upload.abort()
+        super().cut_off()
+
     def on_connection_close(self):
         super().on_connection_close()
         self.disconnected = True
@@ -89,23 +96,10 @@ class AddPictureHandler(UploadHandler):
 
 
 class UploadCompleteHandler(UploadHandler):
-    def _signed_with_upload_id(self):
-        try:
-            return pictures.signed_with_upload_id(self.query(), self.args())
-        except ServiceError:  # a bad body: the ordinary rule, and post() answers what is wrong
-            return False
-
-    @property
-    def spends_signature(self):
-        """A completion signed afresh is an ordinary POST: spent once, a retry answered from the first."""
-        return not self._signed_with_upload_id()
-
-    def signature_max_age(self):
-        return super().signature_max_age() if self._signed_with_upload_id() else None
-
     async def post(self):
         form = self.args()
-        data = await self.call(lambda caller: pictures.complete_upload(self.storage, self.config, caller, form))
+        data = await pictures.complete_upload(self.call, self.run, self.storage, self.config, form,
+                                              self.signature_rule(self.query()))
         self.reply(data, "添加图片成功")
 
 

@@ -4,6 +4,7 @@
 class ServiceError(Exception):
     code = 500
     msg = "服务器错误"
+    http_status = 200  # existing clients read the envelope's code; a few answers also say it in HTTP
 
     def __init__(self, msg=None, data=None):
         super().__init__(msg or self.msg)
@@ -57,9 +58,26 @@ class Forbidden(ServiceError):
 
 
 class TooLarge(ServiceError):
-    code, msg = 413, "请求数据过大"
+    code, msg, http_status = 413, "请求数据过大", 413
 
 
 def invalid(field, message):
     """A 303 for one field."""
     return FormInvalid(data={field: [message]})
+
+
+# ---- faults the client should retry (HTTP 5xx as well, so proxies and monitoring see them) ----
+
+class Busy(ServiceError):
+    """The database stayed locked by another writer for longer than database.busy_timeout_ms."""
+    code, msg, http_status = 503, "服务繁忙，请稍后重试", 503
+
+
+class Stopping(ServiceError):
+    """The service is stopping and this call was cut off before its work committed: nothing was done."""
+    code, msg, http_status = 503, "服务正在停止，请稍后重试", 503
+
+
+class StorageFull(ServiceError):
+    """The disk holding the database or the pictures is full: nothing was written."""
+    code, msg, http_status = 507, "存储空间不足", 507

@@ -1,24 +1,57 @@
-"""The health check behind GET /healthz: does the database answer, can the storage be written."""
+"""The health check behind GET /healthz: does the database answer and take writes, can the storage be
+written, is there room left on the disks."""
 import contextlib
 import logging
+import shutil
 import tempfile
+from pathlib import Path
 
-from models import db
+import peewee as pw
+
+from models import db, drop_if_lost
 from version import VERSION
 
 log = logging.getLogger("zgld.health")
 
+# How long the probe waits for SQLite's write lock: longer than any normal write holds it (a roll-up
+# commits day by day), far shorter than a client's patience.
+WRITE_LOCK_WAIT_MS = 1000
+
 
 def database_answers():
-    """True if a query that reads the schema succeeds. On failure the connection is dropped, so the next
-    check (and the next request on this thread) connects afresh once the database is back."""
+    """True if a query that reads the schema succeeds. A connection the server closed is replaced and
+    the query tried once more (models.run_job does that for calls, but here the error is caught first).
+    On failure the connection is dropped, so the next check (and the next request on this thread)
+    connects afresh once the database is back."""
+    for attempt in (1, 2):
+        try:
+            db.execute_sql("SELECT 1 FROM role LIMIT 1").fetchall()
+            return True
+        except Exception as e:  # any driver error means "not answering"; the reason goes to the log
+            if attempt == 1 and drop_if_lost():
+                continue
+            log.warning("health: database does not answer: %s", e)
+            with contextlib.suppress(Exception):
+                db.close()
+            return False
+
+
+def database_writable():
+    """SQLite: can a writer take the write lock within WRITE_LOCK_WAIT_MS (another connection holding
+    BEGIN IMMEDIATE blocks every writer)? PostgreSQL: is it a primary (a standby refuses writes)?"""
     try:
-        db.execute_sql("SELECT 1 FROM role LIMIT 1").fetchall()
+        if not isinstance(db.obj, pw.SqliteDatabase):
+            return not db.execute_sql("SELECT pg_is_in_recovery()").fetchone()[0]
+        (configured,) = db.execute_sql("PRAGMA busy_timeout").fetchone()
+        db.execute_sql(f"PRAGMA busy_timeout = {WRITE_LOCK_WAIT_MS}")
+        try:
+            db.execute_sql("BEGIN IMMEDIATE")
+            db.execute_sql("ROLLBACK")
+        finally:
+            db.execute_sql(f"PRAGMA busy_timeout = {int(configured)}")
         return True
-    except Exception as e:  # any driver error means "not answering"; the reason goes to the log
-        log.warning("health: database does not answer: %s", e)
-        with contextlib.suppress(Exception):
-            db.close()
+    except Exception as e:
+        log.warning("health: database does not take writes: %s", e)
         return False
 
 
@@ -34,7 +67,26 @@ def storage_writable(storage):
         return False
 
 
-def check(storage):
+def free_bytes(storage):
+    """The least free space of the disks holding the pictures, the staging and a SQLite database."""
+    folders = [storage.root, storage.staging]
+    if isinstance(db.obj, pw.SqliteDatabase) and db.obj.database not in ("", ":memory:"):
+        folders.append(Path(db.obj.database).resolve().parent)
+    free = []
+    for folder in folders:
+        with contextlib.suppress(OSError):  # a folder that is gone: storage_writable says so
+            free.append(shutil.disk_usage(folder).free)
+    return min(free, default=0)
+
+
+def check(storage, min_free_bytes=0):
     """The figures /healthz answers with; `ok` is whether the service can do its work."""
-    database, writable = database_answers(), storage_writable(storage)
-    return {"version": VERSION, "database": database, "storage": writable}, database and writable
+    answers = database_answers()
+    writable = answers and database_writable()
+    room = free_bytes(storage)
+    if room < min_free_bytes:
+        log.warning("health: %d bytes free, below storage.min_free_bytes (%d)", room, min_free_bytes)
+    storage_ok = storage_writable(storage) and room >= min_free_bytes
+    data = {"version": VERSION, "database": answers, "database_writable": writable, "storage": storage_ok,
+            "free_bytes": room}
+    return data, answers and writable and storage_ok

@@ -83,7 +83,13 @@ def process(file, max_pixels, thumbnail_px, quality, threads=2):
     """Check and re-encode the image in the binary file `file`; raise a 303 naming `img_data` if it is
     not an allowed, complete image within `max_pixels`. The work runs in `threads` image threads at a
     lower CPU priority: at most that many decoded images (tens of MB each) exist at once."""
-    return _image_pool(threads).submit(_process, file, max_pixels, thumbnail_px, quality).result()
+    return submit(file, max_pixels, thumbnail_px, quality, threads).result()
+
+
+def submit(file, max_pixels, thumbnail_px, quality, threads=2):
+    """process() started in the image threads: a concurrent.futures.Future of its Picture, for callers
+    that must not hold a thread while it runs (the event loop awaits it)."""
+    return _image_pool(threads).submit(_process, file, max_pixels, thumbnail_px, quality)
 
 
 def _process(file, max_pixels, thumbnail_px, quality):

@@ -94,3 +94,8 @@ class Storage:
     def scratch_file(self):
         """An anonymous temporary binary file for work on an upload (gone when closed, even after a crash)."""
         raise NotImplementedError
+
+    def remove_leftovers(self):
+        """At start-up: remove temporary files (partial chunks, half-written pictures) a crash of this host
+        left; return how many. A backend without such files has nothing to do."""
+        return 0

@@ -8,7 +8,9 @@ way, to a dot-name in their folder (never served) renamed into place.
 import contextlib
 import io
 import os
+import re
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -26,6 +28,11 @@ from storage.base import (
 )
 
 CHUNK_SUFFIX = ".chunk"
+PART_SUFFIX = ".part"
+TEMP_SUFFIX = ".tmp"
+# Temporary files carry the host's name, so the start-up sweep removes only what a crash on this host
+# left (several hosts may share the folders, each writing its own).
+HOST_TAG = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
 COPY_BUFFER = 1024 * 1024
 
 
@@ -58,7 +65,7 @@ class LocalStorage(Storage):
     def store(self, url, data):
         path = self._existing_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{HOST_TAG}.", suffix=TEMP_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -165,6 +172,18 @@ class LocalStorage(Storage):
     def scratch_file(self):
         return tempfile.TemporaryFile(dir=self.work)
 
+    def remove_leftovers(self):
+        """At start-up, with the instance lock held (no other process of this host writes here): remove
+        the partial chunks and half-written pictures a crash of this host left. Returns how many."""
+        patterns = [(self.staging, f"*.{HOST_TAG}.*{PART_SUFFIX}"), (self.root, f".*.{HOST_TAG}.*{TEMP_SUFFIX}")]
+        removed = 0
+        for folder, pattern in patterns:
+            for path in folder.rglob(pattern):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+        return removed
+
 
 class LocalChunkWriter:
     """One chunk being received. Methods may be called from different executor threads, one at a time;
@@ -177,7 +196,7 @@ class LocalChunkWriter:
         self.folder, self.index, self._folder_for = None, None, folder_for
         self._lock = threading.Lock()
         self._state = "open"
-        fd, self._temp = _make_temp(temp_folder, prefix)
+        fd, self._temp = _create_in(temp_folder, f"{prefix}.{HOST_TAG}.", PART_SUFFIX)
         self._file = os.fdopen(fd, "wb")
 
     def place(self, key, index):
@@ -220,6 +239,20 @@ class LocalChunkWriter:
                 _remove_if_empty(self.folder.parent)
 
 
+def _create_in(folder, prefix, suffix, attempts=5):
+    """A new temporary file in `folder` (made if missing); its descriptor. Another upload's completion or
+    an expiry removes empty folders (the user's, the upload's) at any moment, even between mkdir making
+    the parent and the folder itself: then make them again."""
+    for attempt in range(attempts):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, path = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+            return fd, path
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+
+
 def _copy(source, out, room):
     """Append `source` to `out`, in the kernel where it can (copy_file_range), else through a buffer;
     return the bytes copied. UploadTooLarge past `room` (a chunk was replaced by a bigger one)."""
@@ -245,16 +278,6 @@ def _copy(source, out, room):
         out.write(block)
         copied += len(block)
     return copied
-
-
-def _make_temp(folder, prefix):
-    for attempt in (1, 2):
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            return tempfile.mkstemp(dir=folder, prefix=f"{prefix}.", suffix=".part")
-        except FileNotFoundError:  # an abort or expiry removed the empty folder just now
-            if attempt == 2:
-                raise
 
 
 def _old_files(folder, cutoff):
