@@ -175,7 +175,7 @@ def start_background_jobs(app):
     pictures_job.start()
     log_job = tornado.ioloop.PeriodicCallback(flush_logs, LOG_FLUSH_MS)
     log_job.start()
-    return [job, flush_job, rollup_job, pictures_job, log_job]
+    return [job, flush_job, rollup_job, pictures_job, log_job]  # the log's flush last: a stop ends it last
 
 
 def listen(app, settings):
@@ -269,7 +269,7 @@ async def serve(settings):
     await stop.wait()
     log.info("stopping: no new connections, waiting for requests in flight")
     server.stop()
-    for job in jobs:
+    for job in jobs[:-1]:  # the last, the log's flush, runs on: the drain's lines must reach the log
         job.stop()
     close_idle_connections(app, server)
     if not await wait_for_inflight(app, settings["server"]["shutdown_grace_seconds"]):
@@ -277,6 +277,7 @@ async def serve(settings):
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(server.close_all_connections(), CUT_OFF_SECONDS)
     ended = await stop_workers(app)
+    jobs[-1].stop()
     models.db.close()
     log.info("stopped")
     flush_logs()  # a worker process leaves through os._exit, which skips logging's own flush at exit

@@ -141,7 +141,7 @@ def full_disk_settings(settings, small_disk):
 def fill(disk, leave_bytes):
     """Fill the disk up to `leave_bytes` free with one file; return that file."""
     filler = disk / "filler"
-    with open(filler, "wb") as f, contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), open(filler, "wb") as f:  # the close may meet the full disk too
         while os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > leave_bytes:
             f.write(b"\0" * 16384)
             f.flush()

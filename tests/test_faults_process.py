@@ -148,6 +148,10 @@ def product_count(folder):
 
 # ---- stopping --------------------------------------------------------------------------------------------
 
+# The DEBUG line of the signature check's query (services.auth): a call has read its caller, and what it
+# does next (its write transaction) waits for the lock the test holds.
+SIGNATURE_CHECKED = '"tongxunlu_secret" FROM "user" AS "t1" INNER JOIN "company"'
+
 def test_stop_past_the_grace_is_bounded_answers_503_and_writes_nothing(data_dir, services):
     service = services(data_dir, ZGLD_SERVER_SHUTDOWN_GRACE_SECONDS="1", ZGLD_DATABASE_BUSY_TIMEOUT_MS="60000",
                        ZGLD_LOGGING_LEVEL="DEBUG")
@@ -160,7 +164,7 @@ def test_stop_past_the_grace_is_bounded_answers_503_and_writes_nothing(data_dir,
                for _ in range(3)]
     for caller in callers:
         caller.start()
-    service.wait_for_line('INSERT INTO "used_signature"', count=3)  # every call is waiting for the lock
+    service.wait_for_line(SIGNATURE_CHECKED, count=3)  # every call is checked, and then waits for the lock
     started = time.monotonic()
     service.proc.send_signal(signal.SIGTERM)
     for caller in callers:
@@ -213,7 +217,7 @@ def test_drain_closes_idle_keep_alive_connections_and_finishes_busy_ones(data_di
     answers = []
     caller = threading.Thread(target=lambda: answers.append(api.call("POST", "product/add/0", PRODUCT, busy)))
     caller.start()
-    service.wait_for_line('INSERT INTO "used_signature"')
+    service.wait_for_line(SIGNATURE_CHECKED, count=2)  # the GET's, then the POST's, which then waits
     service.proc.send_signal(signal.SIGTERM)
     service.wait_for_line("stopping: no new connections")
     assert idle.sock.recv(1) == b""  # closed by the server while it drains, not at exit
