@@ -180,6 +180,30 @@ def test_stop_past_the_grace_is_bounded_answers_503_and_writes_nothing(data_dir,
     assert "cutting them off" in service.output
 
 
+def test_sigterm_lets_every_request_in_flight_finish(data_dir, services):
+    service = services(data_dir, ZGLD_SERVER_WORKER_THREADS="6", ZGLD_DATABASE_BUSY_TIMEOUT_MS="60000",
+                       ZGLD_LOGGING_LEVEL="DEBUG")
+    service.wait_ready()
+    api = Api(service.port)
+    holder = sqlite3.connect(data_dir / "zhugeleida.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # holds the six calls in flight until the stop has begun
+    answers = []
+    callers = [threading.Thread(target=lambda: answers.append(api.call("POST", "product/add/0", PRODUCT)))
+               for _ in range(6)]
+    for caller in callers:
+        caller.start()
+    service.wait_for_line(SIGNATURE_CHECKED, count=6)  # all six are in the service, waiting for the lock
+    service.proc.send_signal(signal.SIGTERM)
+    service.wait_for_line("stopping: no new connections")
+    holder.execute("ROLLBACK")
+    holder.close()
+    for caller in callers:
+        caller.join(30)
+    assert [(status, body["code"]) for status, body in answers] == [(200, 200)] * 6
+    assert service.proc.wait(30) == 0 and product_count(data_dir) == 6
+    assert "stopped" in service.output
+
+
 def test_chunk_cut_off_at_the_grace_leaves_no_part_and_answers_503(data_dir, services):
     service = services(data_dir, ZGLD_SERVER_SHUTDOWN_GRACE_SECONDS="1")
     service.wait_ready()
