@@ -107,6 +107,30 @@ def make_user(database):
     return make
 
 
+# ---- the people and companies most tests act with (a module that needs others makes its own) ----
+
+@pytest.fixture
+def company(make_company):
+    """The company the tests act in."""
+    return make_company("北京合众多屏科技发展有限公司", quota=20)
+
+
+@pytest.fixture
+def other(make_company):
+    """Another company, whose rows the callers above must not see."""
+    return make_company("别家公司")
+
+
+@pytest.fixture
+def admin(make_user, company):
+    return make_user(company, role=models.ROLE_ADMIN, login_name="boss", username="张聪")
+
+
+@pytest.fixture
+def staff(make_user, company):
+    return make_user(company, login_name="staff", username="张三")
+
+
 def row_counts():
     """The number of rows in every table, to assert that a refused request changed nothing."""
     return {m.__name__: m.select().count() for m in models.MODELS if m is not models.UsedSignature}

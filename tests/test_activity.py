@@ -22,26 +22,6 @@ def far_zone(settings):
 
 
 @pytest.fixture
-def company(make_company):
-    return make_company("本公司")
-
-
-@pytest.fixture
-def other(make_company):
-    return make_company("别家公司")
-
-
-@pytest.fixture
-def admin(make_user, company):
-    return make_user(company, role=models.ROLE_ADMIN)
-
-
-@pytest.fixture
-def staff(make_user, company):
-    return make_user(company)
-
-
-@pytest.fixture
 def outsider(make_user, other):
     return make_user(other)
 

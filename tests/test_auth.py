@@ -16,21 +16,6 @@ PASSWORD = "/zhugeleida/admin/modify_password"
 STATUS = "/zhugeleida/admin/user/update_status/{}"
 
 
-@pytest.fixture
-def company(make_company):
-    return make_company("北京合众多屏科技发展有限公司")
-
-
-@pytest.fixture
-def admin(make_user, company):
-    return make_user(company, role=models.ROLE_ADMIN, login_name="boss", username="张聪")
-
-
-@pytest.fixture
-def staff(make_user, company):
-    return make_user(company, login_name="staff")
-
-
 def reload(user):
     return models.User.get_by_id(user.id)
 

@@ -4,14 +4,8 @@ import re
 
 import pytest
 
-import models
 from services import auth
 from services.forms import Int, JsonList, Str, validate
-
-
-@pytest.fixture
-def admin(make_company, make_user):
-    return make_user(make_company(), role=models.ROLE_ADMIN, login_name="boss")
 
 
 @pytest.mark.gen_test

@@ -34,18 +34,8 @@ DEEPEST_ORJSON_TAKES = "[" * 1000 + "]" * 1000  # deeper than Python's recursion
 
 
 @pytest.fixture
-def company(make_company):
-    return make_company("北京合众多屏科技发展有限公司")
-
-
-@pytest.fixture
 def admin(make_user, company):
     return make_user(company, role=1, login_name="admin", password="admin123")
-
-
-@pytest.fixture
-def staff(make_user, company):
-    return make_user(company, login_name="staff")
 
 
 def files_under(*folders):

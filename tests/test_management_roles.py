@@ -17,16 +17,6 @@ USER_ADD = "/zhugeleida/admin/user/add/0"
 
 
 @pytest.fixture
-def company(make_company):
-    return make_company("甲公司")
-
-
-@pytest.fixture
-def admin(make_user, company):
-    return make_user(company, role=models.ROLE_ADMIN, login_name="boss")
-
-
-@pytest.fixture
 def staff(make_user, make_company):
     return make_user(make_company("乙公司"), login_name="staff")
 

@@ -47,16 +47,6 @@ def settings(settings):
 
 
 @pytest.fixture
-def company(make_company):
-    return make_company("北京合众多屏科技发展有限公司")
-
-
-@pytest.fixture
-def staff(make_user, company):
-    return make_user(company, login_name="staff")
-
-
-@pytest.fixture
 def outsider(make_user, make_company):
     return make_user(make_company("另一家公司"), login_name="outsider")
 

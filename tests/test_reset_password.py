@@ -11,21 +11,6 @@ RESET = "/zhugeleida/admin/user/reset_password/{}"
 USERS = "/zhugeleida/admin/user"
 
 
-@pytest.fixture
-def company(make_company):
-    return make_company("北京合众多屏科技发展有限公司")
-
-
-@pytest.fixture
-def admin(make_user, company):
-    return make_user(company, role=models.ROLE_ADMIN, login_name="boss")
-
-
-@pytest.fixture
-def staff(make_user, company):
-    return make_user(company, login_name="staff", password="forgotten1")
-
-
 async def log_in(client, name, password):
     return await client.post(LOGIN, data={"username": name, "password": password})
 
@@ -40,7 +25,7 @@ async def test_a_reset_password_replaces_the_old_one_and_the_token(client, admin
     body = await client.post(RESET.format(staff.id), admin, data={"new_password": "given-by-boss"})
     assert body == {"code": 200, "msg": "重置密码成功", "data": {"user_id": staff.id}}
     assert (await client.get(USERS, staff))["code"] == 400  # the token signed in before is gone
-    assert (await log_in(client, "staff", "forgotten1"))["code"] == 401
+    assert (await log_in(client, "staff", "secret123"))["code"] == 401
     first = await log_in(client, "staff", "given-by-boss")
     assert first["code"] == 200 and first["data"]["is_reset_password"] is True
     again = await log_in(client, "staff", "given-by-boss")
@@ -67,7 +52,7 @@ async def test_without_a_password_one_is_generated_and_shown_once(client, admin,
 
 @pytest.mark.gen_test
 async def test_an_ordinary_login_is_not_asked_to_change(client, staff):
-    body = await log_in(client, "staff", "forgotten1")
+    body = await log_in(client, "staff", "secret123")
     assert body["code"] == 200 and body["data"]["is_reset_password"] is False
 
 

@@ -49,11 +49,6 @@ def company(make_company):
 
 
 @pytest.fixture
-def other(make_company):
-    return make_company("别家公司")
-
-
-@pytest.fixture
 def admin(make_user, company):
     return models.User.get_by_id(make_user(company, role=models.ROLE_ADMIN, username="张聪").id)
 
