@@ -1,4 +1,4 @@
-"""The product catalogue (seed 2.1-2.5)."""
+"""The product catalogue (docs/api.md section 8)."""
 from handlers.base import ID, BaseHandler, api, path_id
 from models import PRODUCT_COMPANY, PRODUCT_OFF_SHELF, PRODUCT_ON_SHELF, PRODUCT_PERSONAL, PRODUCT_RECOMMENDED
 from services import products

@@ -1,4 +1,4 @@
-"""The dashboard statistics (seed 1.2-1.4, BEHAVIOR.md section 5)."""
+"""The dashboard statistics (docs/api.md section 10)."""
 from handlers.base import BaseHandler, api
 from services import stats
 from services.forms import Int, validate

@@ -1,4 +1,4 @@
-"""Chunked picture uploads (BEHAVIOR.md section 4): receiving chunks, completing an upload into a picture,
+"""Chunked picture uploads (docs/api.md section 9): receiving chunks, completing an upload into a picture,
 and the housekeeping that keeps staged uploads and picture files from leaking.
 
 An upload is keyed by (uploader id, the client's timestamp), so two users never share one and another

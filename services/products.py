@@ -1,5 +1,5 @@
 """The product catalogue: company products (type 1) and personal products (type 2) with their covers
-and ordered articles (BEHAVIOR.md section 3).
+and ordered articles (docs/api.md section 8).
 
 Who may do what: everybody reads within their own company, administrators anywhere. Company products
 are added, changed and deleted by administrators only (an ordinary user gets 404); personal products by

@@ -1,4 +1,4 @@
-"""Dashboard statistics and the daily roll-up (BEHAVIOR.md section 5).
+"""Dashboard statistics and the daily roll-up (docs/api.md section 10).
 
 Days are calendar days in `stats.timezone`. Event times are stored as naive UTC, so a day is the UTC
 interval between its two local midnights. Past days are answered from DailyStats, which the roll-up keeps

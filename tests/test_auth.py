@@ -1,4 +1,4 @@
-"""Login, logout, password change and the signature check (BEHAVIOR.md sections 1-2)."""
+"""Login, logout, password change and the signature check (docs/api.md sections 2 and 4)."""
 import asyncio
 import datetime
 import hashlib

@@ -1,4 +1,4 @@
-"""Chunked picture upload, the image pipeline, /statics/ and the housekeeping (BEHAVIOR.md section 4)."""
+"""Chunked picture upload, the image pipeline, /statics/ and the housekeeping (docs/api.md section 9)."""
 import asyncio
 import base64
 import hashlib

@@ -1,4 +1,4 @@
-"""The product catalogue, reading: product_list and product_single (seed 2.1, 2.2; BEHAVIOR.md section 3)."""
+"""The product catalogue, reading: product_list and product_single (docs/api.md section 8)."""
 import datetime
 
 import peewee as pw

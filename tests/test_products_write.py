@@ -1,4 +1,4 @@
-"""The product catalogue, writing: add, update, delete, change_status (seed 2.3-2.5; BEHAVIOR.md section 3)."""
+"""The product catalogue, writing: add, update, delete, change_status (docs/api.md section 8)."""
 import threading
 from concurrent.futures import ThreadPoolExecutor
 

@@ -1,4 +1,4 @@
-"""Dashboard statistics and the daily roll-up (BEHAVIOR.md section 5), checked against direct counts of
+"""Dashboard statistics and the daily roll-up (docs/api.md section 10), checked against direct counts of
 the raw records. Days are counted in Pacific/Kiritimati (UTC+14), so a local day starts at 10:00 UTC of
 the day before: anything that used UTC days would be caught. "Now" is passed in (or the module clock
 replaced), never waited for."""
