@@ -182,7 +182,9 @@ def main():
         try:
             one = start_service(args.service_root, env, args.port, 1, log_path)
             services.append(one)
-            services.append(start_service(args.service_root, env, args.port + 2, 2, log_path))
+            # a second instance on the same database: its own staging folder, which holds the instance lock
+            services.append(start_service(args.service_root, {**env, "ZGLD_STORAGE_STAGING": f"{tmp}/staging-2"},
+                                          args.port + 2, 2, log_path))
             body = first_answer(args.port, signed_paths("product_list", callers["user"], 1)[0])
             page = json.loads(body)
             assert page["code"] == 200 and len(page["data"]["ret_data"]) == 20, page
