@@ -152,19 +152,27 @@ def product_count(folder):
 # does next (its write transaction) waits for the lock the test holds.
 SIGNATURE_CHECKED = '"tongxunlu_secret" FROM "user" AS "t1" INNER JOIN "company"'
 
+
+def calls_held_on_the_lock(data_dir, service, count):
+    """`count` product adds sent while another connection holds SQLite's write lock, once every one is in the
+    service (its signature checked, its write transaction waiting): (the holder, the callers, their answers)."""
+    api = Api(service.port)
+    holder = sqlite3.connect(data_dir / "zhugeleida.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    answers = []
+    callers = [threading.Thread(target=lambda: answers.append(api.call("POST", "product/add/0", PRODUCT)))
+               for _ in range(count)]
+    for caller in callers:
+        caller.start()
+    service.wait_for_line(SIGNATURE_CHECKED, count=count)
+    return holder, callers, answers
+
+
 def test_stop_past_the_grace_is_bounded_answers_503_and_writes_nothing(data_dir, services):
     service = services(data_dir, ZGLD_SERVER_SHUTDOWN_GRACE_SECONDS="1", ZGLD_DATABASE_BUSY_TIMEOUT_MS="60000",
                        ZGLD_LOGGING_LEVEL="DEBUG")
     service.wait_ready()
-    api = Api(service.port)
-    holder = sqlite3.connect(data_dir / "zhugeleida.db", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock for the whole stop
-    answers = []
-    callers = [threading.Thread(target=lambda: answers.append(api.call("POST", "product/add/0", PRODUCT)))
-               for _ in range(3)]
-    for caller in callers:
-        caller.start()
-    service.wait_for_line(SIGNATURE_CHECKED, count=3)  # every call is checked, and then waits for the lock
+    holder, callers, answers = calls_held_on_the_lock(data_dir, service, 3)  # held for the whole stop
     started = time.monotonic()
     service.proc.send_signal(signal.SIGTERM)
     for caller in callers:
@@ -184,15 +192,7 @@ def test_sigterm_lets_every_request_in_flight_finish(data_dir, services):
     service = services(data_dir, ZGLD_SERVER_WORKER_THREADS="6", ZGLD_DATABASE_BUSY_TIMEOUT_MS="60000",
                        ZGLD_LOGGING_LEVEL="DEBUG")
     service.wait_ready()
-    api = Api(service.port)
-    holder = sqlite3.connect(data_dir / "zhugeleida.db", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # holds the six calls in flight until the stop has begun
-    answers = []
-    callers = [threading.Thread(target=lambda: answers.append(api.call("POST", "product/add/0", PRODUCT)))
-               for _ in range(6)]
-    for caller in callers:
-        caller.start()
-    service.wait_for_line(SIGNATURE_CHECKED, count=6)  # all six are in the service, waiting for the lock
+    holder, callers, answers = calls_held_on_the_lock(data_dir, service, 6)  # in flight until the stop begins
     service.proc.send_signal(signal.SIGTERM)
     service.wait_for_line("stopping: no new connections")
     holder.execute("ROLLBACK")
