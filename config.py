@@ -92,6 +92,7 @@ RULES = {
     ("stats", "recompute_days"): (_non_negative, "zero or more days"),
     ("stats", "rollup_delay_seconds"): (_non_negative, "zero or more seconds"),
     ("stats", "rollup_check_seconds"): (_positive, "a positive number of seconds"),
+    ("audit", "retention_days"): (_positive, "a positive number of days"),
     ("logging", "level"): (lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"), "DEBUG, INFO, WARNING or ERROR"),
 }
 

@@ -275,11 +275,33 @@ class RollupStale(BaseModel):
     version = pw.CharField(max_length=32)
 
 
+class AuditEntry(BaseModel):
+    """One write through the API or the command line: who (user id and login name, the company they act
+    from), when (UTC), what (route, the target's kind and id), the outcome (the answer's code) and the
+    client address. Never a password, token or signature: no body or query is kept. Written in the
+    change's own transaction (services.calls), so a rolled-back change leaves no entry claiming success.
+    No foreign keys: an entry outlives the user, company or product it names."""
+    id = pw.BigAutoField()
+    at = pw.DateTimeField(default=lambda: utcnow().replace(microsecond=0))  # UTC; pruned by it
+    user_id = pw.IntegerField(null=True)  # the actor; none for a command-line run or an unknown login name
+    login_name = pw.CharField(max_length=64, default="")
+    company_id = pw.IntegerField(null=True)  # the actor's company: what GET audit is scoped by
+    route = pw.CharField(max_length=128)  # "user/update/7", "login", "cli import-legacy"
+    kind = pw.CharField(max_length=16)  # the target's kind: user, role, company, product, activity, data
+    target_id = pw.IntegerField(null=True)
+    code = pw.IntegerField()  # the envelope's code: 200 done, anything else refused or failed
+    address = pw.CharField(max_length=64, default="")
+    request_id = pw.CharField(max_length=64, default="")  # the log line's id
+
+    class Meta:
+        indexes = ((("at",), False), (("company_id", "at"), False), (("kind", "target_id"), False))
+
+
 ACTIVITY_MODELS = [Customer, CustomerBinding, FollowUp, AccessEvent, DailyStats, RollupState, RollupStale]
 
 
 MODELS = [Company, Role, User, Product, ProductArticle, ProductPicture, UsedSignature, LoginThrottle,
-          *ACTIVITY_MODELS]
+          *ACTIVITY_MODELS, AuditEntry]
 
 
 # ---- faults: connections the server dropped, held locks, full disks, a stop cutting work off ----------

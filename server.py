@@ -32,6 +32,7 @@ import tornado.web
 import config as config_module
 import models
 from handlers import activity as activity_handlers
+from handlers import audit as audit_handlers
 from handlers import auth as auth_handlers
 from handlers import companies as company_handlers
 from handlers import console as console_handlers
@@ -42,7 +43,7 @@ from handlers import roles as role_handlers
 from handlers import stats as stats_handlers
 from handlers import users as user_handlers
 from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
-from services import auth, calls, pictures, stats
+from services import audit, auth, calls, pictures, stats
 from storage import make_storage
 from storage.local import HOST_TAG
 from version import VERSION
@@ -51,10 +52,12 @@ from workers import Workers
 log = logging.getLogger("zgld")
 
 HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, product_handlers, health_handlers, role_handlers,
-                   company_handlers, stats_handlers, activity_handlers, picture_handlers]
+                   company_handlers, stats_handlers, activity_handlers, picture_handlers, audit_handlers]
 
 PRUNE_SIGNATURES_MS = 60 * 1000  # signatures are kept for the skew window (300 s), no longer
 PICTURE_HOUSEKEEPING_MS = 10 * 60 * 1000
+OUTCOME_FAILED = audit.OUTCOME_CODE_FAULT  # a command that failed, in the audit trail
+AUDIT_PRUNE_MS = 60 * 60 * 1000  # entries past audit.retention_days (days) go within the hour
 LOG_FLUSH_MS = 1000  # INFO lines reach the log within this (a WARNING at once)
 CUT_OFF_SECONDS = 2  # after the grace: how long calls cut off get to notice, then how long threads get to end
 
@@ -173,9 +176,15 @@ def start_background_jobs(app):
     picture_housekeeping()
     pictures_job = tornado.ioloop.PeriodicCallback(picture_housekeeping, PICTURE_HOUSEKEEPING_MS)
     pictures_job.start()
+    def audit_prune():
+        workers.submit(audit.prune, settings)
+
+    audit_prune()
+    audit_job = tornado.ioloop.PeriodicCallback(audit_prune, AUDIT_PRUNE_MS)
+    audit_job.start()
     log_job = tornado.ioloop.PeriodicCallback(flush_logs, LOG_FLUSH_MS)
     log_job.start()
-    return [job, flush_job, rollup_job, pictures_job, log_job]  # the log's flush last: a stop ends it last
+    return [job, flush_job, rollup_job, pictures_job, audit_job, log_job]  # the log's flush last: a stop ends it last
 
 
 def listen(app, settings):
@@ -488,6 +497,7 @@ def cmd_demo(settings, args):
     open_database(settings)
     for line in demo.load(settings):
         print(line)
+    audit.record_command("demo", 200)
 
 
 def cmd_create_admin(settings, args):
@@ -500,7 +510,9 @@ def cmd_create_admin(settings, args):
         user = create_user(company.id, models.ROLE_ADMIN, args.login, args.login, args.password,
                            settings["auth"]["scrypt_n"])
     except ServiceError as e:
+        audit.record_command("create-admin", e.code, "user")
         sys.exit(f"create-admin: {e.msg}: {args.login} ({e.data})")
+    audit.record_command("create-admin", 200, "user", user.id)
     print(f"administrator {user.login_name} (id {user.id}) of company {company.name} (id {company.id}) created")
 
 
@@ -510,6 +522,8 @@ def cmd_backup(settings, args):
         done = backup(settings, args.path)
     except BackupError as e:
         sys.exit(f"backup: {e}")
+    open_database(settings)  # only the file was read so far
+    audit.record_command("backup", 200)
     print(f"backup written to {done['archive']} ({done['archive_bytes']} bytes): database "
           f"{done['database_bytes']} bytes, {done['pictures']} picture files")
 
@@ -520,6 +534,8 @@ def cmd_restore(settings, args):
         done = restore(settings, args.path)
     except BackupError as e:
         sys.exit(f"restore: {e}")
+    open_database(settings)  # into the restored database (upgraded, as a start would)
+    audit.record_command("restore", 200)
     print(f"restored the backup of {done['created']} (version {done['version']}) into {done['database']}, "
           f"{done['pictures']} picture files; start the service to use it")
 
@@ -536,7 +552,9 @@ def cmd_import_activity(settings, args):
     except OSError as e:
         sys.exit(f"import-activity: cannot read {args.file}: {e.strerror}")
     except ServiceError as e:
+        audit.record_command("import-activity", e.code)
         sys.exit(f"import-activity: nothing imported: {e.msg}: {e.data}")
+    audit.record_command("import-activity", 200)
     stats.rollup_if_due(settings)  # past days the import changed (else the running service does it)
     print(f"imported {done['records']} records: {done['binding_num']} bindings, {done['follow_num']} "
           f"follow-ups, {done['access_num']} access events; {done['new_num']} new, {done['known_num']} "
@@ -550,6 +568,7 @@ def cmd_rollup(settings, args):
     open_database(settings)
     with tqdm(total=(args.last - args.first).days + 1, unit="day", desc="rolling up") as bar:
         days = stats.rebuild(args.first, args.last, settings, progress=lambda day: bar.update())
+    audit.record_command("rollup", 200)
     print(f"rolled up {days} day(s) from {args.first} to {args.last}")
 
 
@@ -558,8 +577,10 @@ def cmd_import_legacy(settings, args):
     open_database(settings)
     try:
         report = legacy_import.run(args.source, settings, make_storage(settings), args.files, args.dry_run,
-                                   progress=_progress_bar)
+                                   progress=_progress_bar, record=lambda: audit.record_command("import-legacy", 200))
     except legacy_import.LegacyImportError as e:
+        if not args.dry_run:
+            audit.record_command("import-legacy", OUTCOME_FAILED)
         sys.exit(f"import-legacy: nothing imported: {e}")
     print("\n".join(report.lines()))
 

@@ -7,6 +7,7 @@ BATCH_FORM = {"records": JsonList(max_items=activity.MAX_BATCH)}
 
 
 class ActivityBatchHandler(BaseHandler):
+    audit_kind = "activity"
     async def post(self):
         form = validate(BATCH_FORM, self.args())
         data = await self.call(activity.store_records, form["records"], self.config)

@@ -1,6 +1,6 @@
 """Login, logout and password change."""
 from handlers.base import BaseHandler, api
-from services import auth
+from services import audit, auth
 from services.forms import Str, validate
 
 LOGIN_FORM = {"username": Str(max_length=64), "password": Str(max_length=128)}
@@ -35,18 +35,22 @@ class LoginHandler(BaseHandler):
 
     async def post(self):
         form = validate(LOGIN_FORM, self.args())
+        address = self.request.remote_ip or "-"
+        note = audit.Note(kind="user", route="login", address=address, request_id=self.request_id, self_target=True)
         user, previous_login = await self.run(auth.login, form["username"], form["password"], self.config,
-                                              self.request.remote_ip or "-")
+                                              address, note)
         self.reply(login_data(user, previous_login), "登录成功")
 
 
 class LogoutHandler(BaseHandler):
+    audit_kind, audit_self = "user", True
     async def post(self):
         await self.call(auth.logout)
         self.reply({}, "退出成功")
 
 
 class ModifyPasswordHandler(BaseHandler):
+    audit_kind, audit_self = "user", True
     keeps_answer = False  # the new token: a retry is refused, and the user logs in with the new password
 
     async def post(self):

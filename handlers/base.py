@@ -8,7 +8,7 @@ import uuid
 import tornado.httputil
 import tornado.web
 
-from services import calls
+from services import audit, calls
 from services.errors import BadMethod, FormInvalid, NotFound, ServiceError, Stopping, TooLarge, WrongType
 from services.forms import MAX_ID, parse_json
 
@@ -30,9 +30,9 @@ def _signature_first(method):
     async def checked(self, *args, **kwargs):
         try:
             return await method(self, *args, **kwargs)
-        except ServiceError:
+        except ServiceError as error:
             if self.signed and not self.job_started:
-                await self.run(calls.check, self.signed_call())
+                await self.run(calls.check_refused, self.signed_call(), error)
             raise
     return checked
 
@@ -46,6 +46,8 @@ class BaseHandler(tornado.web.RequestHandler):
     inline_read = False  # a GET whose work is a short read: on SQLite it runs on the event loop
     spends_signature = True  # a POST is done once per signature (the upload calls are exempt)
     keeps_answer = True  # False: the answer holds a secret, never stored for a retry (which is then refused)
+    audit_kind = None  # a write recorded in the audit trail: the kind of what it changes ("user", ...)
+    audit_self = False  # the write's target is the caller (logout, modify_password), not a path or answer id
     log_level = logging.INFO  # of the one line each request logs
     job_started = False  # call() has begun checking the signature
 
@@ -173,7 +175,16 @@ class BaseHandler(tornado.web.RequestHandler):
                                 if k not in calls.SIGNING_PARAMS)
             call.content_type = self.request.headers.get("Content-Type", "")
             call.body = self.request.body or b""
+            call.audit = self.audit_note()
         return call
+
+    def audit_note(self):
+        """What this write's audit entry says besides who did it and how it ended; None: not recorded."""
+        if self.audit_kind is None:
+            return None
+        route = self.request.path.removeprefix("/zhugeleida/").removeprefix("admin/").strip("/")
+        return audit.Note(kind=self.audit_kind, route=route, address=self.request.remote_ip or "-",
+                          request_id=self.request_id, self_target=self.audit_self)
 
     def _runs_inline(self):
         # SQLite in WAL mode: a reader never waits for a writer, and a short read costs less than a trip

@@ -28,6 +28,7 @@ class CompanyListHandler(ListHandler):
 
 
 class CompanyAddHandler(AddHandler):
+    audit_kind = "company"
     @property
     def form(self):
         quota = self.config["accounts"]["default_card_quota"]
@@ -38,6 +39,7 @@ class CompanyAddHandler(AddHandler):
 
 
 class CompanyUpdateHandler(UpdateHandler):
+    audit_kind = "company"
     # blank or absent: unchanged (the old form sends no quota, and no secret unless it is being replaced)
     form = {**COMPANY_FORM, "mingpian_available_num": Int(required=False, min=0),
             "corp_id": Str(required=False, max_length=128), "tongxunlu_secret": Str(required=False, max_length=255)}
@@ -48,6 +50,7 @@ class CompanyUpdateHandler(UpdateHandler):
 
 
 class CompanyDeleteHandler(DeleteHandler):
+    audit_kind = "company"
     async def remove(self, company_id):
         await self.call(ignore_caller(companies.delete_company), company_id, self.settings["storage"])
 

@@ -56,6 +56,7 @@ class ProductEditHandler(BaseHandler):
 
 
 class ProductAddHandler(BaseHandler):
+    audit_kind = "product"
     async def post(self):
         form = validate(ADD_FORM, self.args())
         await self.call(products.add_product, form)
@@ -63,6 +64,7 @@ class ProductAddHandler(BaseHandler):
 
 
 class ProductUpdateHandler(BaseHandler):
+    audit_kind = "product"
     async def post(self, product_id):
         product_id = path_id(product_id)
         form = validate(PRODUCT_FORM, self.args())
@@ -71,12 +73,14 @@ class ProductUpdateHandler(BaseHandler):
 
 
 class ProductDeleteHandler(BaseHandler):
+    audit_kind = "product"
     async def post(self, product_id):
         await self.call(products.delete_product, path_id(product_id), self.settings["storage"])
         self.reply({}, "删除成功")
 
 
 class ProductStatusHandler(BaseHandler):
+    audit_kind = "product"
     form = STATUS_FORM
     qiyeweixin = False
 

@@ -21,6 +21,7 @@ class RoleListHandler(ListHandler):
 
 
 class RoleAddHandler(AddHandler):
+    audit_kind = "role"
     form = ROLE_FORM
 
     async def add(self, form):
@@ -28,6 +29,7 @@ class RoleAddHandler(AddHandler):
 
 
 class RoleUpdateHandler(UpdateHandler):
+    audit_kind = "role"
     form = ROLE_FORM
 
     async def update(self, role_id, form):
@@ -35,6 +37,7 @@ class RoleUpdateHandler(UpdateHandler):
 
 
 class RoleDeleteHandler(DeleteHandler):
+    audit_kind = "role"
     async def remove(self, role_id):
         await self.call(ignore_caller(roles.delete_role), role_id)
 

@@ -49,6 +49,7 @@ class UserListHandler(ListHandler):
 
 
 class UserAddHandler(AddHandler):
+    audit_kind = "user"
     form = ADD_FORM
 
     async def add(self, form):
@@ -56,6 +57,7 @@ class UserAddHandler(AddHandler):
 
 
 class UserUpdateHandler(UpdateHandler):
+    audit_kind = "user"
     form = UPDATE_FORM
     keep_if_absent = ("mingpian_phone",)
 
@@ -64,23 +66,26 @@ class UserUpdateHandler(UpdateHandler):
 
 
 class UserDeleteHandler(DeleteHandler):
+    audit_kind = "user"
     async def remove(self, user_id):
         await self.call(users.delete_user, user_id, self.settings["storage"])
 
 
 class UserResetPasswordHandler(BaseHandler):
     admin_only = True
+    audit_kind = "user"
     keeps_answer = False  # a generated password is shown once and never stored
 
     async def post(self, user_id):
         form = validate(RESET_FORM, self.args())
-        data = await self.call(users.reset_password, path_id(user_id), form["new_password"],
-                               self.config["auth"]["scrypt_n"])
+        data = await self.call(users.reset_password, path_id(user_id), form["new_password"], self.config,
+                               self.request.remote_ip or "-")
         self.reply(data, "重置密码成功")
 
 
 class UserStatusHandler(BaseHandler):
     admin_only = True
+    audit_kind = "user"
 
     async def post(self, user_id):
         form = validate(STATUS_FORM, self.args())

@@ -21,7 +21,8 @@ from models import (
     now,
     write_transaction,
 )
-from services.errors import AccountDisabled, BadLogin, TokenError, invalid
+from services import audit
+from services.errors import AccountDisabled, BadLogin, Throttled, TokenError, invalid
 
 SCRYPT_R, SCRYPT_P = 8, 1
 
@@ -82,6 +83,26 @@ def _throttle_keys(login_name, address):
     return f"{address} {name}", address[:128]
 
 
+def reset_keys(user_id, address):
+    """A password reset's keys, counted apart from logins': (this user from this address, this address)."""
+    return f"reset {address[:100]} {user_id}", f"reset {address[:100]}"
+
+
+RESET_THROTTLED = "重置密码次数过多，请稍后再试"
+
+
+def count_attempt(keys, settings, refusal=Throttled.msg):
+    """Count one attempt on (subject from this address, this address), or raise Throttled(`refusal`)
+    once either has used its limit within auth.login_window_seconds: auth.login_max_failures for the
+    first, auth.login_max_failures_per_address for the second. Logins and password resets both go here."""
+    auth = settings["auth"]
+    subject_key, address_key = keys
+    window = datetime.timedelta(seconds=auth["login_window_seconds"])
+    if not _reserve_attempt({subject_key: auth["login_max_failures"],
+                             address_key: auth["login_max_failures_per_address"]}, window):
+        raise Throttled(refusal)
+
+
 def _reserve_attempt(limits, window):
     """Count one attempt on each key of `limits` (key -> most attempts per window), or write nothing at
     all (so a throttled address adds no rows) and return False if any key has used its limit."""
@@ -131,31 +152,40 @@ def _dummy_hash(n):
     return _DUMMY_HASH
 
 
-def login(login_name, password, settings, address="-"):
-    """Check the credentials sent from `address` and return the user, with a token. Raises BadLogin or
-    AccountDisabled."""
+def _refused(note, user, error):
+    """A failed login, recorded (when `note` is given) with the user it named. An unknown login name is
+    not recorded: it may be a password typed into the wrong field. Returns the error to raise."""
+    if note is not None:
+        audit.record_failure(note, user, error)
+    return error
+
+
+def login(login_name, password, settings, address="-", note=None):
+    """Check the credentials sent from `address` and return the user, with a token. Raises BadLogin,
+    Throttled or AccountDisabled. With `note` (services.audit) the login is recorded in the audit trail,
+    in the transaction that records it; a failure after, a throttled attempt not at all (the throttle
+    bounds the entries a guesser can make)."""
     auth = settings["auth"]
-    window = datetime.timedelta(seconds=auth["login_window_seconds"])
     name_key, address_key = _throttle_keys(login_name, address)
-    if not _reserve_attempt({name_key: auth["login_max_failures"],
-                             address_key: auth["login_max_failures_per_address"]}, window):
-        raise BadLogin("登录失败次数过多，请稍后再试")
+    count_attempt((name_key, address_key), settings)
     user = (User.select(User, Company, Role).join(Company).switch(User).join(Role)
             .where(User.login_name == login_name).first())
     if user is None:
         check_password(password, _dummy_hash(auth["scrypt_n"]))
-        raise BadLogin()
+        raise _refused(note, None, BadLogin())
     if not check_password(password, user.password_hash):
-        raise BadLogin()
+        raise _refused(note, user, BadLogin())
     if user.status != USER_ENABLED:
         _release_attempt(name_key, address_key)
-        raise AccountDisabled()
+        raise _refused(note, user, AccountDisabled())
     updates = {User.last_login_date: now()}
     if _is_legacy_md5(user.password_hash):
         updates[User.password_hash] = hash_password(password, auth["scrypt_n"])
     with db.atomic():
         User.update(updates).where(User.id == user.id).execute()
         _release_attempt(name_key, address_key)
+        if note is not None:
+            audit.insert(note, user, 200, user.id)
     previous_login = user.last_login_date
     user.last_login_date = updates[User.last_login_date]
     return user, previous_login

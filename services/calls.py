@@ -24,7 +24,7 @@ import orjson
 import peewee as pw
 
 from models import UsedSignature, db, write_transaction
-from services import auth
+from services import audit, auth
 from services.errors import Forbidden, TokenError
 
 log = logging.getLogger("zgld.signatures")
@@ -67,6 +67,7 @@ class Call:
     query: tuple = ()  # (name, values) pairs of the query, signing parameters left out
     content_type: str = ""
     body: bytes = b""
+    audit: audit.Note | None = None  # a write to record in the audit trail (services.audit)
     user: object = field(default=None, init=False)  # set once the signature is checked
 
     def fingerprint(self):
@@ -80,14 +81,41 @@ def check(call):
     """Check the signature and the caller's role; return the caller. Raises TokenError, AccountDisabled,
     Forbidden."""
     user = auth.authenticate(call.params, call.settings, call.max_age_seconds)
+    call.user = user  # known from here: a refusal below is recorded as this caller's
     if call.admin_only and not user.is_admin:
         raise Forbidden()
-    call.user = user
     return user
 
 
+def check_refused(call, error):
+    """A call its handler refused before its job (a bad form or path id): check the signature first (so
+    an unsigned caller only ever hears 400), then record the refused write. Raises the signature's error."""
+    check(call)
+    _record_failure(call, error)
+
+
 def execute(call, fn, *args, **kwargs):
-    """The whole call: check, then `fn(caller, *args, **kwargs)`; a POST exactly once. Returns the answer."""
+    """The whole call: check, then `fn(caller, *args, **kwargs)`; a POST exactly once. Returns the answer.
+    A write that fails after the signature check is recorded as failed once its transaction rolled back."""
+    try:
+        return _execute(call, fn, *args, **kwargs)
+    except Exception as error:
+        if call.user is not None:
+            _record_failure(call, error)
+        raise
+
+
+def _record_failure(call, error):
+    if call.audit is None or audit.outcome_code(error) is None:
+        return
+    try:
+        with _one_writer(call.settings):
+            audit.record_failure(call.audit, call.user, error, call.path_ids)
+    except pw.OperationalError as e:  # the lock stayed busy: the call answers its own error regardless
+        log.warning("audit: a failed %s not recorded: %s", call.audit.route, e)
+
+
+def _execute(call, fn, *args, **kwargs):
     user = check(call)
     key = (user.id, int(call.params["timestamp"]))
     if not call.spends:
@@ -101,6 +129,8 @@ def execute(call, fn, *args, **kwargs):
         if not _claim(key, fingerprint):
             return _stored_answer(key, fingerprint)
         answer = fn(user, *args, **kwargs)
+        if call.audit is not None:  # in the work's transaction: recorded if and only if it commits
+            audit.insert(call.audit, user, 200, audit.target_id(call.audit, user.id, call.path_ids, answer))
         if call.keeps_answer:
             UsedSignature.update(answer=to_json(answer).decode()).where(
                 (UsedSignature.user_id == key[0]) & (UsedSignature.timestamp == key[1])).execute()

@@ -49,6 +49,11 @@ class BadLogin(ServiceError):
     code, msg = 401, "账号密码错误"
 
 
+class Throttled(BadLogin):
+    """Too many attempts from one client address (login, password resets): refused unchecked."""
+    msg = "登录失败次数过多，请稍后再试"
+
+
 class BadMethod(ServiceError):
     code, msg = 402, "请求方式异常"
 

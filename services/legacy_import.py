@@ -234,9 +234,10 @@ def target_is_empty():
         Company, User, Product, ProductArticle, ProductPicture, Customer, CustomerBinding, FollowUp, AccessEvent))
 
 
-def run(old_url, settings, storage, files_root=None, dry_run=False, progress=None):
+def run(old_url, settings, storage, files_root=None, dry_run=False, progress=None, record=None):
     """Import everything; return the Report. Raises LegacyImportError (nothing imported) if the target
-    is not empty or the old database cannot be read."""
+    is not empty or the old database cannot be read. `record()` runs in the import's transaction (its
+    audit entry), unless it is a dry run."""
     import pymysql
     started = time.monotonic()
     connection = connect_old(old_url)
@@ -253,6 +254,8 @@ def run(old_url, settings, storage, files_root=None, dry_run=False, progress=Non
                         importer.import_all()
                     importer.roll_up()
                     importer.continue_sequences()
+                    if record is not None:
+                        record()
             except BaseException:
                 importer.remove_files()  # no row refers to them now
                 raise

@@ -34,7 +34,7 @@ from models import (
 from services.errors import Forbidden, FormInvalid, NotFound, invalid
 from services.forms import Int, Str
 from services.listing import DATETIME_FORMAT, MAX_LENGTH
-from services.records import visible_row
+from services.records import list_company, visible_row
 
 log = logging.getLogger("zgld.products")
 
@@ -133,17 +133,6 @@ def _publisher(product_type, company_name, owner_name):
     return company_name if product_type == PRODUCT_COMPANY else owner_name or ""
 
 
-def _list_company(caller, company_id):
-    """The company a list is limited to: administrators choose (or see all), others see their own."""
-    if caller.is_admin:
-        if company_id is not None and not Company.select().where(Company.id == company_id).exists():
-            raise NotFound("公司不存在")
-        return company_id
-    if company_id not in (None, caller.company_id):
-        raise NotFound("公司不存在")
-    return caller.company_id
-
-
 def _find(caller, product_id, lock=False):
     """The product if the caller may see it (administrators: any; others: their company's), else 302."""
     return visible_row(caller, Product, product_id, lock, "产品不存在")
@@ -173,7 +162,7 @@ def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=No
     64-bit OFFSET of SQLite and PostgreSQL.
     The rows in one query (the first cover from a subquery, not a query per row), the total in another
     unless SqliteCountCache still holds it; both compiled once."""
-    company_id = _list_company(caller, company_id)
+    company_id = list_company(caller, company_id)
     length = min(length, MAX_LENGTH)
     shape = (company_id is not None, bool(product_name))
     status_a, status_b = LIST_STATUSES[status]

@@ -5,7 +5,7 @@ import contextlib
 
 import peewee as pw
 
-from models import locked
+from models import Company, locked
 from services.errors import NameExists, NotFound
 
 
@@ -19,6 +19,18 @@ def visible_row(caller, model, row_id, lock=False, missing_msg=None):
     if row is None:
         raise NotFound(missing_msg)
     return row
+
+
+def list_company(caller, company_id):
+    """The company a list is limited to: administrators choose one (or None: all), others always see their
+    own, and naming another answers 302 as if it did not exist."""
+    if caller.is_admin:
+        if company_id is not None and not Company.select().where(Company.id == company_id).exists():
+            raise NotFound("公司不存在")
+        return company_id
+    if company_id not in (None, caller.company_id):
+        raise NotFound("公司不存在")
+    return caller.company_id
 
 
 def locked_row(model, row_id, missing_msg=None):

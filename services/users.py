@@ -189,16 +189,19 @@ def _delete_personal_rows(user_id):
     return urls + [p.url for p in loose]
 
 
-def reset_password(caller, user_id, new_password, scrypt_n):
+def reset_password(caller, user_id, new_password, settings, address):
     """An administrator sets a user's password: `new_password`, or a generated one-time password when it is
     None. The user's token is replaced (their signed-in clients must log in again) and login asks them to
-    choose their own password until they do. Answers the generated password, the only time it is shown."""
+    choose their own password until they do. Answers the generated password, the only time it is shown.
+    Throttled like login, per user from one address and per address (auth.count_attempt); only a reset
+    that is done counts (a refused one rolls its count back)."""
     if user_id == caller.id:
         raise NotOnSelf("不允许重置自己的密码，请使用修改密码")
     password = new_password or auth.one_time_password()
-    password_hash = auth.hash_password(password, scrypt_n)  # slow: before the write lock is taken
+    password_hash = auth.hash_password(password, settings["auth"]["scrypt_n"])  # slow: before the write lock
     with write_transaction():
         user = visible_user(caller, user_id, lock=True)
+        auth.count_attempt(auth.reset_keys(user.id, address), settings, auth.RESET_THROTTLED)
         User.update(password_hash=password_hash, token=auth.new_token(), must_change_password=True).where(
             User.id == user.id).execute()
     return {"user_id": user.id} if new_password else {"user_id": user.id, "new_password": password}
