@@ -67,7 +67,7 @@ class Call:
     query: tuple = ()  # (name, values) pairs of the query, signing parameters left out
     content_type: str = ""
     body: bytes = b""
-    audit: audit.Note | None = None  # a write to record in the audit trail (services.audit)
+    audit: "audit.Note | None" = None  # a write to record in the audit trail (services.audit)
     user: object = field(default=None, init=False)  # set once the signature is checked
 
     def fingerprint(self):
