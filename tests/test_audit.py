@@ -117,6 +117,15 @@ async def test_a_retry_under_the_same_signature_adds_no_entry(client, admin):
     assert len(new_entries(before)) == 1
 
 
+@pytest.mark.gen_test
+async def test_another_call_under_a_spent_signature_adds_no_entry(client, admin):
+    params = signed_params(admin)
+    _, first = await client.request("POST", ADMIN + "role/add/0", params, data={"name": "经理"})
+    before = last_id()
+    _, second = await client.request("POST", ADMIN + "role/add/0", params, data={"name": "另一个"})
+    assert (first["code"], second["code"]) == (200, 400) and new_entries(before) == []
+
+
 def test_every_write_handler_is_recorded():
     """A signed POST that changes data declares its audit kind; the only other POSTs are the read
     line_info and the upload calls (a picture changes nothing until a product add or update uses it)."""
