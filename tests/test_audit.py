@@ -13,7 +13,7 @@ from handlers.base import BaseHandler
 from services import audit, auth, roles
 from services.errors import NameExists
 from tests.conftest import signed_params
-from tests.product_data import ADD, DELETE, QIYEWEIXIN_STATUS, STATUS, UPDATE, product_form
+from tests.product_data import product_form
 
 ADMIN = "/zhugeleida/admin/"
 AUDIT = ADMIN + "audit"
@@ -250,8 +250,8 @@ async def test_no_password_token_or_signature_is_stored(client, admin, staff, da
     sent += ["a-guess-123", "p@ssw0rd-in-the-name-field"]
     await post("user/add/0", admin, {"username": "新人", "login_name": "newbie", "password": "pw-of-newbie",
                                      "role_id": "2"})
-    await post("user/reset_password/%d" % staff.id, admin, {"new_password": "pw-from-boss"})
-    generated = (await post("user/reset_password/%d" % staff.id, admin, {}))["data"]["new_password"]
+    await post(f"user/reset_password/{staff.id}", admin, {"new_password": "pw-from-boss"})
+    generated = (await post(f"user/reset_password/{staff.id}", admin, {}))["data"]["new_password"]
     changed = await post("modify_password", models.User.get_by_id(admin.id),
                          {"old_password": "secret123", "new_password": "admin-own-pw"})
     sent += [generated, changed["data"]["token"], models.User.get_by_id(staff.id).token]

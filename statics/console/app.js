@@ -1,5 +1,5 @@
-// The console's screens: login, dashboard, products (list, form with chunked picture uploads), users, roles
-// and companies. Screens are chosen by the location hash (#/dashboard, #/products, ...). Every element is
+// The console's screens: login, dashboard, products (list, form with chunked picture uploads), users, roles,
+// companies and the audit trail (操作记录). Screens are chosen by the location hash (#/dashboard, #/products, ...). Every element is
 // built with h(), never from HTML text, so names typed by users can never become markup.
 "use strict";
 
@@ -21,13 +21,17 @@
   const PRODUCT_TYPES = [[1, "官网产品"], [2, "个人产品"]];
   const USER_STATUSES = [[1, "启用"], [2, "未启用"]];
   const BUILTIN_ROLES = [[1, "管理员"], [2, "普通用户"]];
+  // The kinds of target the audit trail records (GET audit's kind filter).
+  const AUDIT_KINDS = [["user", "用户"], ["role", "角色"], ["company", "公司"], ["product", "产品"],
+    ["activity", "客户活动"], ["data", "数据"]];
   // Labels for the fields a 303 answer names.
   const FIELD_LABELS = {
     name: "名称", price: "价格", reason: "推荐理由", product_type: "产品类型", cover_picture_id: "封面图片",
     article_data: "产品介绍", status: "状态", login_name: "登录名", username: "姓名", password: "密码",
     role_id: "角色", position: "职位", phone: "电话", company_id: "公司", mingpian_available_num: "名片数量",
     expire_date: "到期日期", img_name: "文件名", img_data: "图片", chunk: "分片", chunk_num: "分片数", picture_type: "图片类型",
-    old_password: "当前密码", new_password: "新密码",
+    old_password: "当前密码", new_password: "新密码", kind: "对象类型",
+    target_id: "对象ID", start_date: "开始日期", end_date: "结束日期", length: "每页条数",
   };
 
   const app = document.getElementById("app");
@@ -155,6 +159,7 @@
     {path: "users", label: "用户管理", view: users},
     {path: "roles", label: "角色管理", view: roles, admin: true},
     {path: "companies", label: "公司管理", view: companies, admin: true},
+    {path: "audit", label: "操作记录", view: auditTrail, admin: true},
   ];
 
   function go(hash) {
@@ -689,6 +694,36 @@
       columns: [["ID", (c) => String(c.id)], ["公司名称", (c) => c.name],
         ["名片数量", (c) => String(c.mingpian_available_num ?? "")], ["用户数", (c) => String(c.user_count ?? "—")],
         ["到期日期", (c) => c.expire_date || "—"], ["创建时间", (c) => c.create_date]],
+    });
+  }
+
+  // ---- the audit trail -----------------------------------------------------------------------------
+
+  // Who changed what, when (UTC) and how it ended: every write through the API and the command line.
+  async function auditTrail(main) {
+    const companies = await companyChoices();
+    const kinds = Object.fromEntries(AUDIT_KINDS);
+    main.append(h("h1", {}, "操作记录"));
+    listScreen(main, {
+      key: "audit",
+      path: "audit",
+      filters: [
+        {name: "login_name", label: "登录名"},
+        {name: "kind", label: "对象类型", type: "select", blank: "全部", options: AUDIT_KINDS},
+        {name: "target_id", label: "对象ID", type: "number", min: 1},
+        {name: "start_date", label: "开始日期（UTC）", type: "date"},
+        {name: "end_date", label: "结束日期（UTC）", type: "date"},
+        companies.length ? {name: "company_id", label: "公司", type: "select", blank: "全部", options: companies} : null,
+      ].filter(Boolean),
+      columns: () => [
+        ["时间（UTC）", (e) => e.time],
+        ["用户", (e) => e.login_name || (e.user_id ? `#${e.user_id}` : "—")],
+        ["操作", (e) => h("code", {}, e.route)],
+        ["对象", (e) => `${kinds[e.kind] || e.kind}${e.target_id ? ` #${e.target_id}` : ""}`],
+        ["结果", (e) => h("span", {class: `badge outcome-${e.code === 200 ? "ok" : "failed"}`},
+          e.code === 200 ? "成功" : `失败（${e.code}）`)],
+        ["地址", (e) => e.address || "—"],
+      ],
     });
   }
 
