@@ -3,6 +3,7 @@ failed write one failed entry, a rolled-back write none claiming success), never
 reads it back (administrators, filters, paging, company scope); old entries are pruned."""
 import datetime
 import json
+import sqlite3
 
 import peewee as pw
 import pytest
@@ -393,3 +394,35 @@ async def test_reset_throttle_does_not_touch_the_login_budget(client, admin, sta
     for n in range(settings["auth"]["login_max_failures"]):
         await client.post(ADMIN + f"user/reset_password/{staff.id}", admin, data={"new_password": f"pw-{n}xx"})
     assert (await client.post(LOGIN, data={"username": "boss", "password": "secret123"}))["code"] == 200
+
+
+# ---- the command line ------------------------------------------------------------------------------
+
+def trail_of(database_file):
+    conn = sqlite3.connect(database_file)
+    rows = conn.execute("SELECT route, code, kind, login_name FROM audit_entry ORDER BY id").fetchall()
+    conn.close()
+    assert all(login.startswith("os:") for *_, login in rows)  # the account that ran the command
+    return [row[:3] for row in rows]
+
+
+def test_command_line_writes_are_recorded(tmp_path):
+    from tests.test_backup import run_cli
+    assert run_cli(tmp_path, "demo", "--data-dir", "site").returncode == 0
+    conn = sqlite3.connect(tmp_path / "site" / "zhugeleida.db")
+    (user_id,) = conn.execute("SELECT id FROM user WHERE login_name = 'zhangsan'").fetchone()
+    conn.close()
+    good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
+    good.write_text(json.dumps({"kind": "access", "user_id": user_id, "openid": "o1", "action": 1}) + "\n")
+    bad.write_text(json.dumps({"kind": "nonsense", "user_id": user_id, "openid": "o1"}) + "\n")
+    assert run_cli(tmp_path, "import-activity", str(good), "--data-dir", "site").returncode == 0
+    assert run_cli(tmp_path, "import-activity", str(bad), "--data-dir", "site").returncode == 1
+    taken = run_cli(tmp_path, "create-admin", "--company", "x", "--login", "admin", "--password", "long-secret",
+                    "--data-dir", "site")
+    assert taken.returncode == 1
+    assert run_cli(tmp_path, "backup", "site.tar.gz", "--data-dir", "site").returncode == 0
+    assert run_cli(tmp_path, "restore", "site.tar.gz", "--data-dir", "copy").returncode == 0
+    before_backup = [("cli demo", 200, "data"), ("cli import-activity", 200, "data"),
+                     ("cli import-activity", 303, "data"), ("cli create-admin", 300, "user")]
+    assert trail_of(tmp_path / "site" / "zhugeleida.db") == [*before_backup, ("cli backup", 200, "data")]
+    assert trail_of(tmp_path / "copy" / "zhugeleida.db") == [*before_backup, ("cli restore", 200, "data")]

@@ -481,3 +481,22 @@ def test_the_indexes_dropped_for_the_load_are_there_again(settings, database, ol
     before = indexes()
     legacy_import.run(old_db[0], settings, storage, files_root=old_db[1])
     assert indexes() == before and all(before.values())
+
+
+def test_the_command_records_the_import_in_its_own_transaction(old_db, settings, database, storage, tmp_path):
+    import server
+    url, root, _ = old_db
+
+    def broken_record():
+        raise RuntimeError("the entry cannot be written")
+
+    with pytest.raises(RuntimeError):  # the entry is part of the import: without it nothing is imported
+        legacy_import.run(url, settings, storage, files_root=root, record=broken_record)
+    assert legacy_import.target_is_empty()
+    command = ["--config", str(tmp_path / "config.yaml"), "import-legacy", "--from", url, "--files", str(root)]
+    server.main(command)
+    with pytest.raises(SystemExit):  # a second import is refused, and recorded as failed
+        server.main(command)
+    entries = [(e.route, e.code, e.login_name.startswith("os:")) for e in models.AuditEntry.select()
+               .order_by(models.AuditEntry.id)]
+    assert entries == [("cli import-legacy", 200, True), ("cli import-legacy", 500, True)]

@@ -71,3 +71,12 @@ def test_upgrade_runs_once(database, old_tables):
 
 def test_current_schema_needs_no_upgrade(database):
     assert models.add_missing_columns() == []
+
+
+def test_a_database_made_before_the_audit_trail_gains_it_and_keeps_its_rows(database, make_company):
+    database.drop_tables([models.AuditEntry])
+    make_company("升级前的公司")
+    models.create_schema()
+    assert models.AuditEntry.table_exists() and models.Company.select().count() == 1
+    models.AuditEntry.create(route="login", kind="user", code=200)
+    assert models.AuditEntry.select().count() == 1
