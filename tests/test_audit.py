@@ -144,6 +144,7 @@ def test_every_write_handler_is_recorded():
     ("admin", "user/delete/{admin}", {}, 305, "admin"),  # refused by the service
     ("admin", "role/add/0", {"name": "管理员"}, 300, None),  # a name taken
     ("staff", "role/add/0", {"name": "经理"}, 404, None),  # not an administrator
+    ("staff", "role/add/0", {}, 404, None),  # not an administrator, and a bad form: the first refusal
     ("admin", "role/add/0", {}, 303, None),  # the form, refused before the job
     ("admin", "user/update_status/abc", {"status": 2}, 302, None),  # a path id that names nothing
     ("admin", "user/update_status/99999", {"status": 2}, 302, 99999),
