@@ -25,7 +25,7 @@ import peewee as pw
 
 from models import UsedSignature, db, write_transaction
 from services import audit, auth
-from services.errors import Forbidden, TokenError
+from services.errors import Forbidden, ServiceError, TokenError
 
 log = logging.getLogger("zgld.signatures")
 
@@ -90,7 +90,12 @@ def check(call):
 def check_refused(call, error):
     """A call its handler refused before its job (a bad form or path id): check the signature first (so
     an unsigned caller only ever hears 400), then record the refused write. Raises the signature's error."""
-    check(call)
+    try:
+        check(call)
+    except ServiceError as refusal:  # not an administrator: that refusal is the one recorded and answered
+        if call.user is not None:
+            _record_failure(call, refusal)
+        raise
     _record_failure(call, error)
 
 
