@@ -3,6 +3,7 @@ what and how it ended; the filters narrow it down. Only administrators see the s
 from playwright.sync_api import expect
 
 import models
+from tests.e2e.conftest import PHONE
 from tests.e2e.test_console import ADMIN, STAFF, log_in, notice, open_view
 
 
@@ -54,6 +55,10 @@ def test_changes_are_found_in_the_audit_trail_and_filtered(server, open_page, sc
     expect(rows).to_have_count(4)
     page.screenshot(path=tmp_path / "audit-trail.png", full_page=True)  # for the reviewer, beside the run's
     screenshot(page, "audit-trail")
+    page.set_viewport_size(PHONE)
+    expect(rows.first.locator("td[data-label=结果]")).to_be_visible()
+    page.screenshot(path=tmp_path / "audit-trail-phone.png", full_page=True)
+    screenshot(page, "audit-trail-phone")
 
 
 def test_only_administrators_see_the_audit_trail(server, open_page):
