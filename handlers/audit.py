@@ -12,7 +12,7 @@ class Kind(Str):
     def __init__(self):
         super().__init__(required=False, max_length=16)
 
-    def clean(self, value):
+    def clean(self, value: object) -> str:
         text = super().clean(value)
         if text not in audit.KINDS:
             raise ValueError("取值必须是 " + ", ".join(audit.KINDS) + " 之一")
@@ -36,7 +36,7 @@ class AuditListHandler(BaseHandler):
     admin_only = True
     # not inline_read: counting the rows of a long range is not a short read, and must not hold the loop
 
-    async def get(self):
+    async def get(self) -> None:
         form = validate(LIST_FORM, self.args())
         if form["start_date"] and form["end_date"] and form["end_date"] < form["start_date"]:
             raise invalid("end_date", "结束日期不能早于开始日期")

@@ -87,7 +87,7 @@ def check(call):
     return user
 
 
-def check_refused(call, error):
+def check_refused(call: Call, error: ServiceError) -> None:
     """A call its handler refused before its job (a bad form or path id): check the signature first (so
     an unsigned caller only ever hears 400), then record the refused write. Raises the signature's error."""
     try:
@@ -110,7 +110,7 @@ def execute(call, fn, *args, **kwargs):
         raise
 
 
-def _record_failure(call, error):
+def _record_failure(call: Call, error: BaseException) -> None:
     if call.audit is None or audit.outcome_code(error) is None:
         return
     try:
