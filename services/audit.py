@@ -164,7 +164,7 @@ def list_entries(caller, form: dict) -> dict:
         conditions.append(AuditEntry.target_id == form["target_id"])
     if form.get("start_date"):
         conditions.append(AuditEntry.at >= datetime.datetime.combine(form["start_date"], datetime.time()))
-    if form.get("end_date"):
+    if form.get("end_date") and form["end_date"] < datetime.date.max:  # the last day has no day after: no bound
         day_after = form["end_date"] + datetime.timedelta(days=1)
         conditions.append(AuditEntry.at < datetime.datetime.combine(day_after, datetime.time()))
     if conditions:
