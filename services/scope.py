@@ -31,14 +31,15 @@ def limited_to(caller: User) -> int | None:
     return None if caller.is_admin else caller.company_id
 
 
-def company_for(caller: User, company_id: int | None) -> int:
-    """The company a call is about: the caller's own when none is named; an administrator may name any
-    company that exists; anything else answers 302 `公司不存在`."""
+def company_for(caller: User, company_id: int | None) -> Company:
+    """The company a call is about: the caller's own when none is named (loaded with the caller, so no
+    query); an administrator may name any company that exists; anything else answers 302 `公司不存在`."""
     if company_id is None or company_id == caller.company_id:
-        return caller.company_id
-    if limited_to(caller) is not None or not Company.select().where(Company.id == company_id).exists():
+        return caller.company
+    company = Company.get_or_none(Company.id == company_id) if limited_to(caller) is None else None
+    if company is None:
         raise NotFound(NO_SUCH_COMPANY)
-    return company_id
+    return company
 
 
 def list_company_for(caller: User, company_id: int | None) -> int | None:
@@ -46,4 +47,4 @@ def list_company_for(caller: User, company_id: int | None) -> int | None:
     every company's rows (None)."""
     if company_id is None and limited_to(caller) is None:
         return None
-    return company_for(caller, company_id)
+    return company_for(caller, company_id).id
