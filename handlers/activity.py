@@ -2,12 +2,15 @@
 from handlers.base import BaseHandler, api
 from services import activity
 from services.forms import JsonList, validate
+from services.scope import MEMBER
 
 BATCH_FORM = {"records": JsonList(max_items=activity.MAX_BATCH)}
 
 
 class ActivityBatchHandler(BaseHandler):
     audit_kind = "activity"
+    access = MEMBER
+
     async def post(self):
         form = validate(BATCH_FORM, self.args())
         data = await self.call(activity.store_records, form["records"], self.config)

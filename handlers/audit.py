@@ -4,6 +4,7 @@ from services import audit
 from services.errors import invalid
 from services.forms import Date, Int, Str, validate
 from services.listing import MANAGEMENT_LENGTH
+from services.scope import ADMIN
 
 
 class Kind(Str):
@@ -33,7 +34,7 @@ LIST_FORM = {
 
 
 class AuditListHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     # not inline_read: counting the rows of a long range is not a short read, and must not hold the loop
 
     async def get(self) -> None:

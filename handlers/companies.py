@@ -51,6 +51,7 @@ class CompanyUpdateHandler(UpdateHandler):
 
 class CompanyDeleteHandler(DeleteHandler):
     audit_kind = "company"
+
     async def remove(self, company_id):
         await self.call(ignore_caller(companies.delete_company), company_id, self.settings["storage"])
 

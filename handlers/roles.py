@@ -38,6 +38,7 @@ class RoleUpdateHandler(UpdateHandler):
 
 class RoleDeleteHandler(DeleteHandler):
     audit_kind = "role"
+
     async def remove(self, role_id):
         await self.call(ignore_caller(roles.delete_role), role_id)
 

@@ -5,6 +5,7 @@ from handlers.management import AddHandler, DeleteHandler, ListHandler, UpdateHa
 from models import USER_DISABLED, USER_ENABLED
 from services import users
 from services.forms import Int, Str, validate
+from services.scope import ADMIN, MEMBER
 
 STATUS = Int(choices=(USER_ENABLED, USER_DISABLED))
 STATUS_FORM = {"status": STATUS}
@@ -33,7 +34,7 @@ UPDATE_FORM = {
 
 
 class UserListHandler(ListHandler):
-    admin_only = False
+    access = MEMBER  # an ordinary user lists their own company's users
     filters = {
         "username": Str(required=False, max_length=64),
         "role_id": Int(required=False),
@@ -67,12 +68,13 @@ class UserUpdateHandler(UpdateHandler):
 
 class UserDeleteHandler(DeleteHandler):
     audit_kind = "user"
+
     async def remove(self, user_id):
         await self.call(users.delete_user, user_id, self.settings["storage"])
 
 
 class UserResetPasswordHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     audit_kind = "user"
     keeps_answer = False  # a generated password is shown once and never stored
 
@@ -84,7 +86,7 @@ class UserResetPasswordHandler(BaseHandler):
 
 
 class UserStatusHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     audit_kind = "user"
 
     async def post(self, user_id):

@@ -16,7 +16,7 @@ import peewee as pw
 from models import AuditEntry, db, utcnow, write_transaction
 from services.errors import ServiceError, TokenError
 from services.listing import DATETIME_FORMAT, page
-from services.records import list_company
+from services.scope import list_company_for
 
 log = logging.getLogger("zgld.audit")
 
@@ -146,10 +146,10 @@ def _row(entry: AuditEntry) -> dict:
 
 
 def list_entries(caller, form: dict) -> dict:
-    """A page of entries, newest first, of the companies the caller may see (services.records.
-    list_company), filtered by `actor_id`, `login_name`, `kind`, `target_id` and the UTC days
+    """A page of entries, newest first, of the companies the caller may see (services.scope.
+    list_company_for), filtered by `actor_id`, `login_name`, `kind`, `target_id` and the UTC days
     `start_date`..`end_date` (both included). A huge range pages like any other list."""
-    company_id = list_company(caller, form.get("company_id"))
+    company_id = list_company_for(caller, form.get("company_id"))
     query = AuditEntry.select().order_by(AuditEntry.id.desc())
     conditions = []
     if company_id is not None:
