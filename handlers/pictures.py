@@ -9,6 +9,7 @@ import asyncio
 
 import tornado.web
 
+import metrics
 from handlers.base import BaseHandler, api
 from handlers.console import ConsoleFileHandler
 from services import calls, pictures
@@ -81,6 +82,7 @@ class AddPictureHandler(UploadHandler):
 
     async def post(self):
         data = await self.run(self.upload.finish)
+        metrics.upload_bytes(data["size"])
         self.reply(data, "上传成功")
 
     def cut_off(self):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import peewee as pw
 
+import metrics
 from models import (
     AccessEvent,
     Company,
@@ -340,9 +341,20 @@ def scheduled_rollup(settings):
     except Exception:
         log.exception("roll-up failed; it is retried at the next check")
         return []
+    metrics.rollup_succeeded()
     if done:
         log.info("roll-up recomputed %d day(s): %s .. %s", len(done), min(done), max(done))
     return done
+
+
+def rollup_lag_days(settings, now=None) -> int | None:
+    """Days between the last rolled-up day and yesterday (in stats.timezone): 0 when up to date, more
+    when roll-ups are failing or no process runs them; None before the first roll-up (/healthz, /metrics)."""
+    state = RollupState.get_or_none(RollupState.name == ROLLUP)
+    if state is None or state.done_through is None:
+        return None
+    yesterday = local_today(settings, now) - datetime.timedelta(days=1)
+    return max(0, (yesterday - state.done_through).days)
 
 
 def mark_stale(times, settings, now=None):
