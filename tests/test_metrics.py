@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import metrics
 import models
 from handlers.metrics import allowed
-from services import stats
+from services import images, stats
 from tests.conftest import fresh_timestamp
 from tests.test_faults_process import Api, data_dir, services  # noqa: F401 (fixtures)
 from tests.test_pictures import send_chunk
@@ -125,6 +125,27 @@ async def test_pool_backlog_counts_jobs_waiting_for_a_thread(client, app, settin
         assert figures[("zgld_pool_backlog", (("lane", "writes"),))] == 2
         assert figures[("zgld_pool_backlog", (("lane", "reads"),))] == 0
         assert (await client.request("GET", "/healthz"))[1]["data"]["pool_backlog"] == 2
+    finally:
+        release.set()
+    for job in held:
+        job.result(30)
+
+
+@pytest.mark.gen_test
+async def test_image_queue_depth_counts_pictures_waiting_for_an_image_thread(client, settings, monkeypatch):
+    threads = settings["upload"]["image_threads"]  # the image pool is made once, with this setting
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    def hold(*args):
+        started.release()
+        release.wait(30)
+
+    monkeypatch.setattr(images, "_process", hold)
+    held = [images.submit(None, 0, 0, 0, threads) for _ in range(threads + 3)]
+    try:
+        for _ in range(threads):
+            assert started.acquire(timeout=30)
+        assert (await scrape(client))[("zgld_image_queue_depth", ())] == 3
     finally:
         release.set()
     for job in held:
