@@ -114,22 +114,23 @@ def sample_pools(backlog: dict, image_queue: int) -> None:
 class _ScrapeFigures:
     """Figures read at scrape time from what every process shares (the database, the storage)."""
 
-    def __init__(self, rollup_lag_days: int | None, open_uploads: int) -> None:
+    def __init__(self, rollup_lag_days: int | None, open_uploads: int | None) -> None:
         self.rollup_lag_days, self.open_uploads = rollup_lag_days, open_uploads
 
     def collect(self):
+        """Each gauge without a sample when its figure is unknown (None)."""
         lag = GaugeMetricFamily("zgld_rollup_lag_days", "Days between the last rolled-up day and yesterday "
-                                "(0: up to date; absent before the first roll-up)")
-        if self.rollup_lag_days is not None:
-            lag.add_metric([], self.rollup_lag_days)
-        yield lag
-        yield GaugeMetricFamily("zgld_open_uploads", "Unfinished uploads in the staging storage",
-                                value=self.open_uploads)
+                                "(0: up to date; absent before the first roll-up or when the database does not answer)")
+        uploads = GaugeMetricFamily("zgld_open_uploads", "Unfinished uploads in the staging storage")
+        for family, value in ((lag, self.rollup_lag_days), (uploads, self.open_uploads)):
+            if value is not None:
+                family.add_metric([], value)
+            yield family
 
 
-def exposition(rollup_lag_days: int | None, open_uploads: int) -> bytes:
+def exposition(rollup_lag_days: int | None, open_uploads: int | None) -> bytes:
     """The text a scrape answers: every process's figures (blocking in multiprocess mode: it reads
-    their files, so call it in the executor), then the scrape-time figures."""
+    their files, so call it in the executor), then the scrape-time figures (None: unknown, left out)."""
     if _folder is None:
         counted = _metrics.registry
     else:

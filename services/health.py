@@ -106,6 +106,16 @@ def check(storage, settings):
     return data, answers and writable and storage_ok
 
 
+def open_uploads(storage):
+    """storage.open_upload_count(), or None when the staging storage cannot be read (storage_writable says why)."""
+    try:
+        return storage.open_upload_count()
+    except OSError as e:
+        log.warning("health: unfinished uploads cannot be counted: %s", e)
+        return None
+
+
 def metrics_text(storage, settings) -> bytes:
-    """GET /metrics's answer: every process's figures and those read here (one job: blocking reads)."""
-    return metrics.exposition(rollup_lag(settings), storage.open_upload_count())
+    """GET /metrics's answer: every process's figures and those read here (one job: blocking reads). A
+    figure that cannot be read is left out, never an error: a scrape must work most when something fails."""
+    return metrics.exposition(rollup_lag(settings), open_uploads(storage))

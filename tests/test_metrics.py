@@ -4,6 +4,7 @@ with two worker processes, one scrape that counts the calls both served."""
 import datetime
 import http.client
 import os
+import shutil
 import signal
 import threading
 
@@ -17,6 +18,7 @@ from handlers.metrics import allowed
 from services import images, stats
 from tests.conftest import fresh_timestamp
 from tests.test_faults_process import Api, data_dir, services  # noqa: F401 (fixtures)
+from tests.test_health import database_down
 from tests.test_pictures import send_chunk
 
 METRICS = "/metrics"
@@ -91,6 +93,19 @@ async def test_upload_bytes_and_open_uploads(client, staff):
     uploaded = ("zgld_upload_bytes_total", ())
     assert after[uploaded] - before.get(uploaded, 0) == 1234
     assert after[("zgld_open_uploads", ())] == 2
+
+
+@pytest.mark.gen_test
+async def test_a_scrape_leaves_out_what_it_cannot_read_and_still_answers(client, app, tmp_path):
+    staging = app.settings["storage"].staging
+    shutil.rmtree(staging)
+    staging.write_text("not a folder")
+    stats.scheduled_rollup(app.settings["config"])  # a lag to read, until the database goes
+    with database_down(tmp_path):
+        figures = await scrape(client)
+    names = {name for name, _ in figures}
+    assert "zgld_open_uploads" not in names and "zgld_rollup_lag_days" not in names
+    assert "zgld_requests_total" in names
 
 
 @pytest.mark.gen_test
