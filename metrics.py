@@ -26,6 +26,10 @@ NO_CODE = "-"  # the code label of an answer without the envelope (files, /metri
 # Request time buckets in seconds: the signed calls take ~1-20 ms, uploads and dashboards up to seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+# No `*_created` series beside each counter and histogram: they doubled a scrape and Prometheus's classic
+# text format has no use for them (a counter's reset shows as it dropping).
+prometheus_client.disable_created_metrics()
+
 
 class Metrics:
     """The metric objects of this process. Gauges that each process sets are `liveall` in multiprocess

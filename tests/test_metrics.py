@@ -55,6 +55,7 @@ async def test_requests_are_counted_by_route_and_code_never_by_path(client, staf
     count = ("zgld_request_duration_seconds_count", (("route", PRODUCT_LIST),))
     assert after[count] - before.get(count, 0) == 2
     assert not any("no/such" in value for _, labels in after for _, value in labels)
+    assert not any(name.endswith("_created") for name, _ in after)  # no second series per counter
 
 
 @pytest.mark.gen_test
