@@ -1,12 +1,12 @@
 """Benchmark: the cost of the one log line each request writes, and of its /metrics figures, in
 microseconds per request.
 
-    .venv/bin/python bench/log_line.py [--lines 20000] [--format text|json]
+    .venv/bin/python bench/log_line.py [--lines 20000] [--format text|json] [--multiprocess]
 
 Configures logging as the service does (server.configure_logging, to a file here so the terminal does not
 set the pace) and calls, with a finished request's handler: handlers.base.log_request (the line),
 metrics.observe_request (the counter and histogram), and server.log_and_forget (what Tornado calls at the
-end of every request: both).
+end of every request: both). --multiprocess keeps the metrics in files as with server.processes > 1.
 """
 import argparse
 import logging
@@ -58,8 +58,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=20000)
     parser.add_argument("--format", choices=sorted(server.FORMATTERS), default="text")
+    parser.add_argument("--multiprocess", action="store_true", help="metrics in files, as with 2+ processes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, open(Path(folder) / "log", "w") as stream:
+        if args.multiprocess:
+            metrics.use_folder(Path(folder) / "metrics")
         server.configure_logging("INFO", stream=stream, form=args.format)
         handler = FinishedHandler()
         figures = {"log_request": per_call(lambda: log_request(handler), args.lines),
@@ -67,7 +70,8 @@ def main():
                                                        args.lines),
                    "log_and_forget (both)": per_call(lambda: server.log_and_forget(handler), args.lines)}
     for name, microseconds in figures.items():
-        print(f"{name}: {microseconds:.1f} us per request ({args.format}, {args.lines} lines)")
+        print(f"{name}: {microseconds:.1f} us per request ({args.format}, {args.lines} lines"
+              f"{', multiprocess' if args.multiprocess else ''})")
 
 
 if __name__ == "__main__":
