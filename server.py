@@ -44,7 +44,14 @@ from handlers import products as product_handlers
 from handlers import roles as role_handlers
 from handlers import stats as stats_handlers
 from handlers import users as user_handlers
-from handlers.base import UNROUTED, NotFoundHandler, PayloadTooLargeHandler, log_request, request_line
+from handlers.base import (
+    UNROUTED,
+    NotFoundHandler,
+    PayloadTooLargeHandler,
+    log_request,
+    request_line,
+    routes_declaring_access,
+)
 from services import auth, calls, images, pictures, stats
 from storage import make_storage
 from storage.local import HOST_TAG
@@ -115,7 +122,7 @@ def make_app(settings, workers=None):
     routes = [route for module in HANDLER_MODULES for route in module.default_handlers]
     routes += picture_handlers.static_routes(storage)
     return Application(
-        routes,
+        routes_declaring_access(routes),
         route_names=route_names(routes),
         config=settings,
         executor=workers or Workers(settings["server"]["worker_threads"]),
