@@ -10,7 +10,7 @@ import tornado.web
 
 from services import calls
 from services.errors import BadMethod, FormInvalid, NotFound, ServiceError, Stopping, TooLarge, WrongType
-from services.forms import MAX_ID, parse_json
+from services.forms import MAX_ID, Operation, parse_json
 
 log = logging.getLogger("zgld.request")
 
@@ -48,6 +48,8 @@ class BaseHandler(tornado.web.RequestHandler):
     keeps_answer = True  # False: the answer holds a secret, never stored for a retry (which is then refused)
     log_level = logging.INFO  # of the one line each request logs
     job_started = False  # call() has begun checking the signature
+    operation: Operation | None = None  # what the call takes, declared beside its service (GET /openapi.json)
+    enveloped = True  # answers {code, msg, data}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -146,6 +148,10 @@ class BaseHandler(tornado.web.RequestHandler):
             for key, values in self.request.body_arguments.items():
                 merged[key] = values[-1].decode("utf-8", "replace")
         return merged
+
+    def form(self) -> dict:
+        """The request's fields, checked by the handler's declared operation (a 301/303 if bad)."""
+        return self.operation.validate(self.args(), self.config)
 
     def reply(self, data=None, msg="查询成功", code=200):
         if code == 200 and self.signed and self.current_user is None:

@@ -8,6 +8,7 @@ from services import health
 class HealthHandler(BaseHandler):
     signed = False
     log_level = logging.DEBUG  # polled every few seconds: keep it out of the INFO log
+    operation = health.HEALTH
 
     async def get(self):
         data, ok = await self.run(health.check, self.settings["storage"],

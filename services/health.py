@@ -9,6 +9,7 @@ from pathlib import Path
 import peewee as pw
 
 from models import db, drop_if_lost
+from services.forms import QUERY, Operation
 from version import VERSION
 
 log = logging.getLogger("zgld.health")
@@ -16,6 +17,9 @@ log = logging.getLogger("zgld.health")
 # How long the probe waits for SQLite's write lock: longer than any normal write holds it (a roll-up
 # commits day by day), far shorter than a client's patience.
 WRITE_LOCK_WAIT_MS = 1000
+
+# docs/api.md section 12
+HEALTH = Operation("健康检查：数据库、存储和磁盘空间（503 表示有故障）", source=QUERY)
 
 
 def database_answers():
