@@ -51,8 +51,8 @@ def handler_methods(handler: type[BaseHandler]) -> list[str]:
 
 
 def openapi_path(pattern: str) -> str:
-    """`/zhugeleida/admin/user/update/([^/]+)/?` -> `/zhugeleida/admin/user/update/{id}`."""
-    return pattern.removesuffix("/?").replace(ID, "{id}")
+    """`/zhugeleida/admin/user/update/([^/]+)/?` -> `/zhugeleida/admin/user/update/{id}`; `\\.` -> `.`."""
+    return pattern.removesuffix("/?").replace(ID, "{id}").replace("\\.", ".")
 
 
 def _tag(path: str) -> str:

@@ -1,6 +1,7 @@
 """GET /openapi.json describes every route the service has, with every field its declaration checks, and
 the limits it describes are the ones the service enforces; GET /docs serves the page that renders it."""
 import json
+import re
 
 import pytest
 import tornado.web
@@ -27,6 +28,7 @@ def routed_calls(app):
         if not (isinstance(handler, type) and issubclass(handler, BaseHandler)):
             continue  # files: the console, /docs, the pictures
         path = rule.matcher.regex.pattern.removesuffix("$").removesuffix("/?").replace("([^/]+)", "{id}")
+        path = re.sub(r"\\(.)", r"\1", path)  # a regex's escaped character is itself in the path
         for method in ("get", "post"):
             if getattr(handler, method) is not getattr(tornado.web.RequestHandler, method):
                 calls.append((path, method, handler))
