@@ -1,6 +1,6 @@
 """Fuzz every operation of GET /openapi.json with schemathesis against a running service (.ci/run's step).
 
-    .venv/bin/python tools/fuzz_api.py [--max-examples 25] [--database-url URL]
+    .venv/bin/python tools/fuzz_api.py [--max-examples 25] [--caller admin|user] [--database-url URL]
 
 Starts the service on SQLite in a temporary data folder (or on the PostgreSQL database given, which it
 fills), creates a company with an administrator, an ordinary user and a user whose token `logout` may
@@ -78,8 +78,9 @@ def wait_until_up(base: str, service: subprocess.Popen) -> None:
     raise SystemExit(f"the service did not answer /healthz within {START_TIMEOUT} s")
 
 
-def make_accounts(base: str) -> dict[str, str]:
-    """Log in as the administrator, add an ordinary user and the one `logout` signs with; their tokens."""
+def make_accounts(base: str, caller: str) -> dict[str, str]:
+    """Log in as the administrator, add an ordinary user and the one `logout` signs with; the tokens of
+    the caller the run signs as (FUZZ_*) and of the one for logout (FUZZ_LOGOUT_*)."""
     admin = call(base, "POST", "login", form={"username": ADMIN, "password": ADMIN_PASSWORD})
     credentials = {}
     for login_name, key in (("fuzz-user", "FUZZ"), ("fuzz-logout", "FUZZ_LOGOUT")):
@@ -87,8 +88,8 @@ def make_accounts(base: str) -> dict[str, str]:
                                                           "password": ADMIN_PASSWORD, "role_id": 2})
         user = call(base, "POST", "login", form={"username": login_name, "password": ADMIN_PASSWORD})
         credentials[f"{key}_USER_ID"], credentials[f"{key}_TOKEN"] = str(user["user_id"]), user["token"]
-    # the administrator reaches every operation (the ordinary user would mostly hear 404)
-    credentials["FUZZ_USER_ID"], credentials["FUZZ_TOKEN"] = str(admin["user_id"]), admin["token"]
+    if caller == "admin":  # reaches every operation (an ordinary user hears 404 from the administrators' ones)
+        credentials["FUZZ_USER_ID"], credentials["FUZZ_TOKEN"] = str(admin["user_id"]), admin["token"]
     return credentials
 
 
@@ -109,6 +110,8 @@ def main() -> int:
     parser.add_argument("--max-examples", type=int, default=25, help="test cases per operation and phase")
     parser.add_argument("--database-url", help="a PostgreSQL database to use (it is filled); default SQLite")
     parser.add_argument("--seed", type=int, help="schemathesis's seed, to replay a run")
+    parser.add_argument("--caller", choices=("admin", "user"), default="admin",
+                        help="sign as the administrator (default) or as an ordinary user")
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="zgld-fuzz-") as folder:
@@ -124,7 +127,7 @@ def main() -> int:
             try:
                 base = f"http://127.0.0.1:{port}"
                 wait_until_up(base, service)
-                code = fuzz(base, make_accounts(base), args.max_examples, args.seed)
+                code = fuzz(base, make_accounts(base, args.caller), args.max_examples, args.seed)
             finally:
                 service.terminate()
                 service.wait(timeout=30)
