@@ -49,7 +49,8 @@ class BaseHandler(tornado.web.RequestHandler):
     log_level = logging.INFO  # of the one line each request logs
     job_started = False  # call() has begun checking the signature
     operation: Operation | None = None  # what the call takes, declared beside its service (GET /openapi.json)
-    enveloped = True  # answers {code, msg, data}
+    enveloped = True  # answers {code, msg, data}; False: its own document, of media type `answer_type`
+    answer_type = "application/json"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

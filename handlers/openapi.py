@@ -103,7 +103,8 @@ def envelope(codes: Iterable[int], data: dict[str, Any] | None = None) -> dict[s
 
 def _responses(handler: type[BaseHandler], operation: Operation) -> dict[str, Any]:
     if not handler.enveloped:
-        return {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}
+        schema = {"type": "object"} if handler.answer_type == "application/json" else {"type": "string"}
+        return {"200": {"description": "OK", "content": {handler.answer_type: {"schema": schema}}}}
     codes = set(COMMON_CODES) | set(operation.codes)
     if handler.signed:
         codes |= set(SIGNED_CODES)
