@@ -152,6 +152,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def form(self) -> dict:
         """The request's fields, checked by the handler's declared operation (a 301/303 if bad)."""
+        if self.operation is None:
+            raise RuntimeError(f"{type(self).__name__} declares no operation")
         return self.operation.validate(self.args(), self.config)
 
     def reply(self, data=None, msg="查询成功", code=200):

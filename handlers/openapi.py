@@ -29,7 +29,7 @@ SECURITY_SCHEMES = {
                   "description": "客户端时钟，毫秒；与服务器相差不超过 auth.max_skew_seconds；签名的 POST 只接受一次"},
     "user_id": {"type": "apiKey", "in": "query", "name": "user_id", "description": "login 返回的 user_id"},
 }
-SIGNED = [{name: [] for name in SECURITY_SCHEMES}]  # all three together
+SIGNED: list[dict[str, list]] = [{name: [] for name in SECURITY_SCHEMES}]  # all three together
 assert set(SECURITY_SCHEMES) == set(SIGNING_PARAMS)
 
 _PATH_ID = {"name": "id", "in": "path", "required": True,
@@ -117,8 +117,8 @@ def _responses(handler: type[BaseHandler], operation: Operation) -> dict[str, An
     return answers
 
 
-def describe_operation(path: str, method: str, handler: type[BaseHandler], settings: Mapping) -> dict[str, Any]:
-    operation = handler.operation
+def describe_operation(path: str, method: str, handler: type[BaseHandler], operation: Operation,
+                       settings: Mapping) -> dict[str, Any]:
     fields = operation.fields_for(settings)
     parameters = [_PATH_ID] if "{id}" in path else []
     description = operation.description
@@ -147,11 +147,12 @@ def describe(routes: Iterable[tuple], settings: Mapping) -> dict[str, Any]:
     mistake this refuses (tests/test_openapi.py walks the route table too)."""
     paths: dict[str, dict[str, Any]] = {}
     for pattern, handler in api_routes(routes):
-        if handler.operation is None:
+        operation = handler.operation
+        if operation is None:
             raise ValueError(f"{handler.__name__} ({pattern}) declares no operation")
         path = openapi_path(pattern)
         for method in handler_methods(handler):
-            paths.setdefault(path, {})[method] = describe_operation(path, method, handler, settings)
+            paths.setdefault(path, {})[method] = describe_operation(path, method, handler, operation, settings)
     return {
         "openapi": "3.1.0",
         "info": {"title": "诸葛雷达 admin service", "version": VERSION,

@@ -215,7 +215,11 @@ class Operation:
     description: str = ""
 
     def fields_for(self, settings: Mapping | None) -> Mapping[str, Field]:
-        return self.fields(settings) if callable(self.fields) else self.fields
+        if callable(self.fields):
+            if settings is None:
+                raise ValueError(f"{self.summary}: its fields depend on the settings")
+            return self.fields(settings)
+        return self.fields
 
     def validate(self, args: Mapping, settings: Mapping | None = None) -> dict:
         """The typed form for raw `args`, or a 301/303 naming the bad fields."""
