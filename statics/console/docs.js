@@ -90,8 +90,13 @@
       else if (field.where === "query") query[name] = text;
       else body[name] = {field, text};
     }
-    const params = operation.security && operation.security.length ? Api.signedQuery(query)
-      : new URLSearchParams(query);
+    let params;
+    try {
+      params = operation.security && operation.security.length ? Api.signedQuery(query) : new URLSearchParams(query);
+    } catch (e) {  // not signed in
+      output.textContent = `${e.msg || e.message}（需要签名：请先登录）`;
+      return;
+    }
     const options = {method: method.toUpperCase(), headers: {}};
     if (options.method === "POST") {
       if (encoding === "json") {
