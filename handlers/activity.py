@@ -1,9 +1,11 @@
 """Customer activity ingestion: a signed batch of bindings, follow-ups and access events."""
 from handlers.base import BaseHandler, api
 from services import activity
+from services.scope import MEMBER
 
 
 class ActivityBatchHandler(BaseHandler):
+    access = MEMBER
     operation = activity.BATCH
 
     async def post(self):

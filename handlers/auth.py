@@ -1,6 +1,7 @@
 """Login, logout and password change."""
 from handlers.base import BaseHandler, api
 from services import auth
+from services.scope import MEMBER, PUBLIC
 
 
 def login_data(user, previous_login):
@@ -20,7 +21,7 @@ def login_data(user, previous_login):
 
 
 class LoginHandler(BaseHandler):
-    signed = False
+    access = PUBLIC
     operation = auth.LOGIN
 
     async def post(self):
@@ -31,13 +32,16 @@ class LoginHandler(BaseHandler):
 
 
 class LogoutHandler(BaseHandler):
+    access = MEMBER
     operation = auth.LOGOUT
+
     async def post(self):
         await self.call(auth.logout)
         self.reply({}, "退出成功")
 
 
 class ModifyPasswordHandler(BaseHandler):
+    access = MEMBER
     keeps_answer = False  # the new token: a retry is refused, and the user logs in with the new password
     operation = auth.MODIFY_PASSWORD
 

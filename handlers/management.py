@@ -2,13 +2,14 @@
 and `add/0`, `update/{id}`, `delete/{id}` (POST, administrators only).
 
 An area subclasses these, names its operations (declared beside its service) and makes its one service
-call in `rows`, `add`, `update` or `remove`; checking the role, validating, parsing the path id and the
-reply happen here."""
+call in `rows`, `add`, `update` or `remove`; the declared access (ADMIN, checked with the signature),
+validating, parsing the path id and the reply happen here."""
 from handlers.base import ID, BaseHandler, api, path_id
+from services.scope import ADMIN
 
 
 class ListHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     inline_read = True
 
     async def get(self):
@@ -19,7 +20,7 @@ class ListHandler(BaseHandler):
 
 
 class AddHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
 
     async def post(self):
         self.reply(await self.add(self.form()), "添加成功")
@@ -29,7 +30,7 @@ class AddHandler(BaseHandler):
 
 
 class UpdateHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     keep_if_absent = ()  # fields left as they are when the request does not send them (the old forms do not)
 
     async def post(self, object_id):
@@ -44,7 +45,7 @@ class UpdateHandler(BaseHandler):
 
 
 class DeleteHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
 
     async def post(self, object_id):
         await self.remove(path_id(object_id))

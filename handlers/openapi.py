@@ -12,6 +12,7 @@ from handlers.base import ID, BaseHandler, to_json
 from handlers.console import ASSETS, ConsoleFileHandler
 from services.calls import SIGNING_PARAMS
 from services.forms import BODY, CHUNK, MAX_ID, QUERY, Field, JsonList, Operation, object_schema
+from services.scope import ADMIN, PUBLIC
 from version import VERSION
 
 # Codes any call may answer with HTTP 200 (docs/api.md section 1.4): done, a wrong kind of value, a bad
@@ -106,9 +107,9 @@ def _responses(handler: type[BaseHandler], operation: Operation) -> dict[str, An
         schema = {"type": "object"} if handler.answer_type == "application/json" else {"type": "string"}
         return {"200": {"description": "OK", "content": {handler.answer_type: {"schema": schema}}}}
     codes = set(COMMON_CODES) | set(operation.codes)
-    if handler.signed:
+    if handler.access != PUBLIC:
         codes |= set(SIGNED_CODES)
-    if handler.admin_only:
+    if handler.access == ADMIN:
         codes |= set(ADMIN_CODES)
     answers = {"200": {"description": "一个信封；code 200 为成功，其他为拒绝（docs/api.md 1.4）",
                        "content": {"application/json": {"schema": envelope(codes - set(STATUS_CODES))}}}}
@@ -122,11 +123,11 @@ def describe_operation(path: str, method: str, handler: type[BaseHandler], opera
     fields = operation.fields_for(settings)
     parameters = [_PATH_ID] if "{id}" in path else []
     description = operation.description
-    if handler.admin_only:
+    if handler.access == ADMIN:
         description = "仅管理员（其他用户得到 404）。" + description
     described: dict[str, Any] = {
         "operationId": f"{method}_{re.sub(r'[^A-Za-z0-9]+', '_', path.strip('/'))}",
-        "summary": operation.summary, "tags": [_tag(path)], "security": SIGNED if handler.signed else []}
+        "summary": operation.summary, "tags": [_tag(path)], "security": [] if handler.access == PUBLIC else SIGNED}
     if description:
         described["description"] = description
     if operation.source == BODY:
@@ -170,7 +171,7 @@ OPENAPI = Operation("本服务的 OpenAPI 3.1 描述（本文档）", source=QUE
 
 
 class OpenApiHandler(BaseHandler):
-    signed = False
+    access = PUBLIC
     enveloped = False  # the document itself, as OpenAPI tools expect it
     operation = OPENAPI
 
@@ -183,7 +184,7 @@ class OpenApiHandler(BaseHandler):
 
 
 class DocsPageHandler(ConsoleFileHandler):
-    """GET /docs: the reference page, a file of the console."""
+    """GET /docs: the reference page, a file of the console (which declares its access: public)."""
 
     def get(self, include_body=True):
         return super().get("docs.html", include_body)

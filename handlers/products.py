@@ -1,9 +1,11 @@
 """The product catalogue (docs/api.md section 8)."""
 from handlers.base import ID, BaseHandler, api, path_id
 from services import products
+from services.scope import MEMBER
 
 
 class ProductListHandler(BaseHandler):
+    access = MEMBER
     inline_read = True
     operation = products.LIST
 
@@ -13,6 +15,7 @@ class ProductListHandler(BaseHandler):
 
 
 class ProductSingleHandler(BaseHandler):
+    access = MEMBER
     inline_read = True
     operation = products.SINGLE
 
@@ -24,6 +27,7 @@ class ProductSingleHandler(BaseHandler):
 class ProductEditHandler(BaseHandler):
     """The old edit form's read of one product."""
 
+    access = MEMBER
     operation = products.EDIT
 
     async def get(self):
@@ -32,6 +36,7 @@ class ProductEditHandler(BaseHandler):
 
 
 class ProductAddHandler(BaseHandler):
+    access = MEMBER  # company products: administrators only (products._require_may_change)
     operation = products.ADD
 
     async def post(self):
@@ -41,6 +46,7 @@ class ProductAddHandler(BaseHandler):
 
 
 class ProductUpdateHandler(BaseHandler):
+    access = MEMBER  # company products: administrators only (products._require_may_change)
     operation = products.UPDATE
 
     async def post(self, product_id):
@@ -51,6 +57,7 @@ class ProductUpdateHandler(BaseHandler):
 
 
 class ProductDeleteHandler(BaseHandler):
+    access = MEMBER  # company products: administrators only (products._require_may_change)
     operation = products.DELETE
 
     async def post(self, product_id):
@@ -59,6 +66,7 @@ class ProductDeleteHandler(BaseHandler):
 
 
 class ProductStatusHandler(BaseHandler):
+    access = MEMBER  # company products: administrators only (products._require_may_change)
     operation = products.SET_STATUS
     qiyeweixin = False
 

@@ -1,10 +1,13 @@
 """The dashboard statistics (docs/api.md section 10)."""
 from handlers.base import BaseHandler, api
 from services import stats
+from services.scope import MEMBER
 
 
 class CompanyStatsHandler(BaseHandler):
     """GET: `view(caller, company_id, settings)` for the caller's company or the one named."""
+
+    access = MEMBER
 
     view = None  # not inline_read: today is counted from raw records, which a busy day makes slow
 
@@ -24,6 +27,7 @@ class AcountDataHandler(CompanyStatsHandler):
 
 
 class LineInfoHandler(BaseHandler):
+    access = MEMBER
     operation = stats.LINE_INFO
 
     async def post(self):

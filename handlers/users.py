@@ -2,10 +2,11 @@
 from handlers.base import ID, BaseHandler, api, path_id
 from handlers.management import AddHandler, DeleteHandler, ListHandler, UpdateHandler, management_routes
 from services import users
+from services.scope import ADMIN, MEMBER
 
 
 class UserListHandler(ListHandler):
-    admin_only = False
+    access = MEMBER  # an ordinary user lists their own company's users
     operation = users.LIST
 
     async def rows(self, form):
@@ -34,7 +35,7 @@ class UserDeleteHandler(DeleteHandler):
 
 
 class UserResetPasswordHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     keeps_answer = False  # a generated password is shown once and never stored
     operation = users.RESET_PASSWORD
 
@@ -46,7 +47,7 @@ class UserResetPasswordHandler(BaseHandler):
 
 
 class UserStatusHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     operation = users.SET_STATUS
 
     async def post(self, user_id):
