@@ -39,6 +39,7 @@ from handlers import companies as company_handlers
 from handlers import console as console_handlers
 from handlers import health as health_handlers
 from handlers import metrics as metrics_handlers
+from handlers import openapi as openapi_handlers
 from handlers import pictures as picture_handlers
 from handlers import products as product_handlers
 from handlers import roles as role_handlers
@@ -61,7 +62,8 @@ from workers import Workers
 log = logging.getLogger("zgld")
 
 HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, product_handlers, health_handlers, role_handlers,
-                   company_handlers, stats_handlers, activity_handlers, picture_handlers, metrics_handlers]
+                   company_handlers, stats_handlers, activity_handlers, picture_handlers, metrics_handlers,
+                   openapi_handlers]
 
 PRUNE_SIGNATURES_MS = 60 * 1000  # signatures are kept for the skew window (300 s), no longer
 PICTURE_HOUSEKEEPING_MS = 10 * 60 * 1000
@@ -132,6 +134,7 @@ def make_app(settings, workers=None):
         inflight=set(),
         signatures=calls.SeenSignatures(),
         requests=weakref.WeakSet(),
+        routes=routes,  # described by GET /openapi.json
     )
 
 

@@ -11,7 +11,7 @@ import tornado.web
 import logs
 from services import calls
 from services.errors import BadMethod, Forbidden, FormInvalid, NotFound, ServiceError, Stopping, TooLarge, WrongType
-from services.forms import MAX_ID, parse_json
+from services.forms import MAX_ID, Operation, parse_json
 from services.scope import ACCESS_LEVELS, PUBLIC
 
 log = logging.getLogger("zgld.request")
@@ -51,6 +51,9 @@ class BaseHandler(tornado.web.RequestHandler):
     keeps_answer = True  # False: the answer holds a secret, never stored for a retry (which is then refused)
     log_level = logging.INFO  # of the one line each request logs
     job_started = False  # call() has begun checking the signature
+    operation: Operation | None = None  # what the call takes, declared beside its service (GET /openapi.json)
+    enveloped = True  # answers {code, msg, data}; False: its own document, of media type `answer_type`
+    answer_type = "application/json"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -156,6 +159,12 @@ class BaseHandler(tornado.web.RequestHandler):
             for key, values in self.request.body_arguments.items():
                 merged[key] = values[-1].decode("utf-8", "replace")
         return merged
+
+    def form(self) -> dict:
+        """The request's fields, checked by the handler's declared operation (a 301/303 if bad)."""
+        if self.operation is None:
+            raise RuntimeError(f"{type(self).__name__} declares no operation")
+        return self.operation.validate(self.args(), self.config)
 
     def reply(self, data=None, msg="查询成功", code=200):
         if code == 200 and self.signed and self.current_user is None:

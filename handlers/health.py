@@ -9,6 +9,7 @@ from services.scope import PUBLIC
 class HealthHandler(BaseHandler):
     access = PUBLIC
     log_level = logging.DEBUG  # polled every few seconds: keep it out of the INFO log
+    operation = health.HEALTH
 
     async def get(self):
         backlog = sum(self.settings["executor"].backlog().values())  # what this request met in this process

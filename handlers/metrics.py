@@ -32,6 +32,9 @@ def allowed(address: str, setting: str) -> bool:
 class MetricsHandler(BaseHandler):
     access = PUBLIC  # no signature; metrics.allowed_networks decides instead
     log_level = logging.DEBUG  # scraped every few seconds: keep it out of the INFO log
+    operation = health.METRICS
+    enveloped = False  # Prometheus's text format
+    answer_type = "text/plain"
 
     async def get(self):
         if not allowed(self.request.remote_ip, self.config["metrics"]["allowed_networks"]):

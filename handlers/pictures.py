@@ -45,6 +45,8 @@ class AddPictureHandler(UploadHandler):
     """One chunk, streamed: checked in prepare() before any body byte is read, decoded as it arrives
     and written in the executor a batch at a time; Tornado reads on once a write is done."""
 
+    operation = pictures.ADD_PICTURE  # checked by the chunk's reader: its fields may come after the bytes
+
     upload = None
     disconnected = False
 
@@ -100,6 +102,8 @@ class AddPictureHandler(UploadHandler):
 
 
 class UploadCompleteHandler(UploadHandler):
+    operation = pictures.UPLOAD_COMPLETE  # checked by complete_upload, once the signature is settled
+
     async def post(self):
         form = self.args()
         data = await pictures.complete_upload(self.call, self.run, self.storage, self.config, form,

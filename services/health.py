@@ -12,6 +12,7 @@ import peewee as pw
 import metrics
 from models import db, drop_if_lost
 from services import stats
+from services.forms import QUERY, Operation
 from version import VERSION
 
 log = logging.getLogger("zgld.health")
@@ -19,6 +20,11 @@ log = logging.getLogger("zgld.health")
 # How long the probe waits for SQLite's write lock: longer than any normal write holds it (a roll-up
 # commits day by day), far shorter than a client's patience.
 WRITE_LOCK_WAIT_MS = 1000
+
+# docs/api.md section 12
+HEALTH = Operation("健康检查：数据库、存储和磁盘空间（503 表示有故障）", source=QUERY)
+# docs/api.md section 12.1
+METRICS = Operation("Prometheus 指标（仅 metrics.allowed_networks 内的地址可读，其余 404）", source=QUERY)
 
 
 def database_answers():

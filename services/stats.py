@@ -39,11 +39,20 @@ from models import (
     write_transaction,
 )
 from services import scope
+from services.forms import QUERY, Int, Operation
 
 log = logging.getLogger("zgld.stats")
 
 UTC = datetime.UTC
 METRICS = ("customer_num", "follow_num", "browse_num", "forward_num", "saved_total_num", "praise_sum")
+
+# ---- the calls (docs/api.md section 10) ----------------------------------------------------------------
+
+COMPANY_FORM = {"company_id": Int(required=False)}  # administrators: any company; others: their own
+HOME_PAGE = Operation("首页：公司的累计数字", COMPANY_FORM, source=QUERY, codes=(302,))
+ACOUNT_DATA = Operation("首页：累计、昨日、近7天、近30天的六项数字", COMPANY_FORM, source=QUERY, codes=(302,))
+LINE_INFO = Operation("首页趋势图：一项指标近 N 天每天的数字", {
+    **COMPANY_FORM, "days": Int(min=1, max=90), "index_type": Int(min=1, max=len(METRICS))}, codes=(302,))
 ACTION_METRICS = {1: "browse_num", 6: "forward_num", 8: "saved_total_num", 9: "praise_sum"}
 ROLLUP = "daily"  # the RollupState row of the daily roll-up
 # A holder renews its lease after every day it recomputes; one that died on another host (whose process
