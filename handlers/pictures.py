@@ -9,6 +9,7 @@ import asyncio
 
 import tornado.web
 
+import metrics
 from handlers.base import BaseHandler, api
 from handlers.console import ConsoleFileHandler
 from services import calls, pictures
@@ -43,6 +44,8 @@ class UploadHandler(BaseHandler):
 class AddPictureHandler(UploadHandler):
     """One chunk, streamed: checked in prepare() before any body byte is read, decoded as it arrives
     and written in the executor a batch at a time; Tornado reads on once a write is done."""
+
+    operation = pictures.ADD_PICTURE  # checked by the chunk's reader: its fields may come after the bytes
 
     upload = None
     disconnected = False
@@ -83,6 +86,7 @@ class AddPictureHandler(UploadHandler):
 
     async def post(self):
         data = await self.run(self.upload.finish)
+        metrics.upload_bytes(data["size"])
         self.reply(data, "上传成功")
 
     def cut_off(self):
@@ -98,6 +102,8 @@ class AddPictureHandler(UploadHandler):
 
 
 class UploadCompleteHandler(UploadHandler):
+    operation = pictures.UPLOAD_COMPLETE  # checked by complete_upload, once the signature is settled
+
     async def post(self):
         form = self.args()
         data = await pictures.complete_upload(self.call, self.run, self.storage, self.config, form,

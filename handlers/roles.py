@@ -8,35 +8,33 @@ from handlers.management import (
     management_routes,
 )
 from services import roles
-from services.forms import Str
-
-ROLE_FORM = {"name": Str(max_length=64)}
 
 
 class RoleListHandler(ListHandler):
-    filters = {"name": Str(required=False, max_length=64)}
+    operation = roles.LIST
 
     async def rows(self, form):
         return await self.call(ignore_caller(roles.list_roles), form)
 
 
 class RoleAddHandler(AddHandler):
+    operation = roles.ADD
     audit_kind = "role"
-    form = ROLE_FORM
 
     async def add(self, form):
         return await self.call(ignore_caller(roles.add_role), form["name"])
 
 
 class RoleUpdateHandler(UpdateHandler):
+    operation = roles.UPDATE
     audit_kind = "role"
-    form = ROLE_FORM
 
     async def update(self, role_id, form):
         await self.call(ignore_caller(roles.update_role), role_id, form["name"])
 
 
 class RoleDeleteHandler(DeleteHandler):
+    operation = roles.DELETE
     audit_kind = "role"
 
     async def remove(self, role_id):

@@ -1,11 +1,7 @@
 """The dashboard statistics (docs/api.md section 10)."""
 from handlers.base import BaseHandler, api
 from services import stats
-from services.forms import Int, validate
 from services.scope import MEMBER
-
-COMPANY_FORM = {"company_id": Int(required=False)}  # administrators: any company; others: their own
-LINE_FORM = {**COMPANY_FORM, "days": Int(min=1, max=90), "index_type": Int(min=1, max=len(stats.METRICS))}
 
 
 class CompanyStatsHandler(BaseHandler):
@@ -16,23 +12,26 @@ class CompanyStatsHandler(BaseHandler):
     view = None  # not inline_read: today is counted from raw records, which a busy day makes slow
 
     async def get(self):
-        form = validate(COMPANY_FORM, self.args())
+        form = self.form()
         self.reply(await self.call(type(self).view, form["company_id"], self.config))
 
 
 class HomePageHandler(CompanyStatsHandler):
     view = stats.home_page
+    operation = stats.HOME_PAGE
 
 
 class AcountDataHandler(CompanyStatsHandler):
     view = stats.acount_data
+    operation = stats.ACOUNT_DATA
 
 
 class LineInfoHandler(BaseHandler):
     access = MEMBER
+    operation = stats.LINE_INFO
 
     async def post(self):
-        form = validate(LINE_FORM, self.args())
+        form = self.form()
         self.reply(await self.call(stats.line_info, form["company_id"], form["days"],
                                   form["index_type"], self.config))
 

@@ -14,8 +14,9 @@ import logging
 import peewee as pw
 
 from models import AuditEntry, db, utcnow, write_transaction
-from services.errors import ServiceError, TokenError
-from services.listing import DATETIME_FORMAT, page
+from services.errors import ServiceError, TokenError, invalid
+from services.forms import QUERY, Date, Int, Operation, Str
+from services.listing import DATETIME_FORMAT, MANAGEMENT_LENGTH, page
 from services.scope import list_company_for
 
 log = logging.getLogger("zgld.audit")
@@ -127,6 +128,41 @@ def record_command(command: str, code: int, kind: str = "data", target: int | No
 
 
 # ---- reading: GET audit ----------------------------------------------------------------------------
+
+class Kind(Str):
+    """One of the kinds of target the trail records (KINDS)."""
+
+    def __init__(self):
+        super().__init__(required=False, max_length=16)
+
+    def clean(self, value: object) -> str:
+        text = super().clean(value)
+        if text not in KINDS:
+            raise ValueError("取值必须是 " + ", ".join(KINDS) + " 之一")
+        return text
+
+    def json_schema(self) -> dict:
+        return {"type": "string", "enum": list(KINDS)}
+
+
+def _date_range(form: dict) -> dict:
+    if form["start_date"] and form["end_date"] and form["end_date"] < form["start_date"]:
+        raise invalid("end_date", "结束日期不能早于开始日期")
+    return form
+
+
+LIST = Operation("操作记录：谁在何时（UTC）做了哪项修改、结果如何（管理员）", {
+    "current_page": Int(required=False, default=1),
+    "length": Int(required=False, default=MANAGEMENT_LENGTH, min=0),  # 0: every row, up to 1,000
+    "company_id": Int(required=False),
+    "actor_id": Int(required=False),  # the user who acted (user_id is the caller's signing parameter)
+    "login_name": Str(required=False, max_length=64),
+    "kind": Kind(),
+    "target_id": Int(required=False),
+    "start_date": Date(required=False),  # UTC days, both included
+    "end_date": Date(required=False),
+}, source=QUERY, refine=_date_range, codes=(302,))
+
 
 def _row(entry: AuditEntry) -> dict:
     return {
