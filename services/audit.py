@@ -15,7 +15,7 @@ import peewee as pw
 
 from models import AuditEntry, db, utcnow, write_transaction
 from services.errors import ServiceError, TokenError, invalid
-from services.forms import QUERY, Date, Int, Operation, Str
+from services.forms import QUERY, Date, Field, Int, Operation, Str
 from services.listing import DATETIME_FORMAT, MANAGEMENT_LENGTH, page
 from services.scope import list_company_for
 
@@ -129,15 +129,15 @@ def record_command(command: str, code: int, kind: str = "data", target: int | No
 
 # ---- reading: GET audit ----------------------------------------------------------------------------
 
-class Kind(Str):
+class Kind(Field):
     """One of the kinds of target the trail records (KINDS)."""
 
     def __init__(self):
-        super().__init__(required=False, max_length=16)
+        super().__init__(required=False)
 
     def clean(self, value: object) -> str:
-        text = super().clean(value)
-        if text not in KINDS:
+        text = value.strip() if isinstance(value, str) else value
+        if not isinstance(text, str) or text not in KINDS:  # a JSON body may hold any value
             raise ValueError("取值必须是 " + ", ".join(KINDS) + " 之一")
         return text
 
