@@ -187,6 +187,16 @@ def make_account(environment):
     return Account(user.id, user.token)
 
 
+def port_is_free(port):
+    """False if something already listens there (a service left behind by an interrupted bench would answer
+    in place of the one under test)."""
+    try:
+        http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+    except OSError:
+        return True
+    return False
+
+
 def wait_for_port(port, process, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
