@@ -8,9 +8,11 @@ import re
 import tornado.httputil
 import tornado.web
 
+import logs
 from services import calls
-from services.errors import BadMethod, FormInvalid, NotFound, ServiceError, Stopping, TooLarge, WrongType
+from services.errors import BadMethod, Forbidden, FormInvalid, NotFound, ServiceError, Stopping, TooLarge, WrongType
 from services.forms import MAX_ID, parse_json
+from services.scope import ACCESS_LEVELS, PUBLIC
 
 log = logging.getLogger("zgld.request")
 
@@ -38,11 +40,12 @@ def _signature_first(method):
 
 
 class BaseHandler(tornado.web.RequestHandler):
-    """Deny by default: every handler is signed unless it sets `signed = False`; a signed handler does its
-    work through call(), which checks the signature in the same job, and cannot answer 200 otherwise."""
+    """Deny by default: every handler declares who may call it in `access` (services.scope: PUBLIC, MEMBER,
+    ADMIN); one that does not is refused by make_app (routes_declaring_access) and, if routed anyway, answers
+    404. A MEMBER or ADMIN handler does its work through call(), which checks the signature and then the
+    declared access in the same job, and cannot answer 200 otherwise."""
 
-    signed = True
-    admin_only = False  # only administrators may call it (others get 404); checked with the signature
+    access: str | None = None  # undeclared: denied
     inline_read = False  # a GET whose work is a short read: on SQLite it runs on the event loop
     spends_signature = True  # a POST is done once per signature (the upload calls are exempt)
     keeps_answer = True  # False: the answer holds a secret, never stored for a retry (which is then refused)
@@ -99,6 +102,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def initialize(self):
         self.settings["inflight"].add(self)
+        # every line this request causes carries its id; its task, and its jobs, copy this context
+        logs.request_id.set(self.request_id)
 
     def on_finish(self):
         self.settings["inflight"].discard(self)
@@ -116,6 +121,11 @@ class BaseHandler(tornado.web.RequestHandler):
             self.reply({}, Stopping.msg, Stopping.code)
 
     # ---- the pieces every handler uses ----
+
+    @property
+    def signed(self) -> bool:
+        """Anything not declared PUBLIC needs a signature (an undeclared handler too: prepare() refuses it)."""
+        return self.access != PUBLIC
 
     @property
     def config(self):
@@ -169,7 +179,7 @@ class BaseHandler(tornado.web.RequestHandler):
         """What services.calls needs to know about this request."""
         spends = self.spends_signature and self.request.method == "POST"
         call = calls.Call(params=self.query(), settings=self.config, seen=self.settings["signatures"],
-                          spends=spends, admin_only=self.admin_only, max_age_seconds=self.signature_max_age(),
+                          spends=spends, access=self.access, max_age_seconds=self.signature_max_age(),
                           keeps_answer=self.keeps_answer)
         if spends:
             call.route = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -204,6 +214,8 @@ class BaseHandler(tornado.web.RequestHandler):
                                                                         method.lower(), None)
 
     async def prepare(self):
+        if self.access not in ACCESS_LEVELS:  # a route added past make_app's check: denied all the same
+            raise Forbidden()
         if self.request.method == "OPTIONS":
             return self.preflight()
         if not self._implements(self.request.method):
@@ -247,7 +259,7 @@ class BaseHandler(tornado.web.RequestHandler):
 class NotFoundHandler(BaseHandler):
     """Unknown paths: HTTP 404 with envelope code 404, whatever the method."""
 
-    signed = False
+    access = PUBLIC
     SUPPORTED_METHODS = HTTP_METHODS
 
     async def prepare(self):
@@ -263,26 +275,50 @@ class NotFoundHandler(BaseHandler):
 class PayloadTooLargeHandler(BaseHandler):
     """Takes over a request whose declared body exceeds server.max_body_bytes, before the body is read."""
 
-    signed = False
+    access = PUBLIC
     SUPPORTED_METHODS = HTTP_METHODS
 
     async def prepare(self):
         raise TooLarge()
 
 
-def log_request(handler):
-    """One line per request: request id, method, path (never the query: it holds the signature), HTTP
-    status, envelope code, time, user. Built as one string and handed to the handlers directly: the
-    logging module's search for the caller's source line was a third of the line's cost."""
+UNROUTED = "(none)"  # the route of a request no route matched (the 404 for an unknown path)
+
+
+def route_of(handler) -> str:
+    """The route pattern that served `handler` ('/zhugeleida/admin/product/update/{id}'), for the log and
+    /metrics: never the path itself, whose ids and typos would make a series per request."""
+    return handler.settings.get("route_names", {}).get(type(handler), UNROUTED)
+
+
+def request_line(handler) -> logs.RequestLine:
+    """What the one line per request says: request id, method, path (never the query: it holds the
+    signature), route, HTTP status, envelope code, time, user."""
+    request = handler.request
+    user = getattr(handler, "current_user", None)
+    return logs.RequestLine(getattr(handler, "request_id", "-"), request.method, request.path, route_of(handler),
+                            handler.get_status(), getattr(handler, "envelope_code", None),
+                            1000 * request.request_time(), user.id if user else None)
+
+
+def log_request(handler, line: logs.RequestLine | None = None) -> None:
+    """One line per request (request_line). Handed to the handlers directly: the logging module's search
+    for the caller's source line was a third of the line's cost; the text is made by the formatter."""
     level = getattr(handler, "log_level", logging.INFO)
     if not log.isEnabledFor(level):
         return
-    request = handler.request
-    user = getattr(handler, "current_user", None)
-    line = (f"request_id={getattr(handler, 'request_id', '-')} {request.method} {request.path} "
-            f"status={handler.get_status()} code={getattr(handler, 'envelope_code', '-')} "
-            f"{1000 * request.request_time():.1f}ms user={user.id if user else '-'}")
-    log.handle(log.makeRecord(log.name, level, "", 0, line, None, None))
+    log.handle(log.makeRecord(log.name, level, "", 0, line or request_line(handler), None, None))
+
+
+def routes_declaring_access(routes: list) -> list:
+    """The routes, once every handler has said who may call it (`access`, services.scope): an app with an
+    undeclared handler is not built, so no route ships open by forgetting."""
+    for route in routes:
+        pattern, handler = route[0], route[1]
+        if getattr(handler, "access", None) not in ACCESS_LEVELS:
+            raise TypeError(f"{handler.__name__} ({pattern}) declares no access: set access to one of "
+                            f"{', '.join(ACCESS_LEVELS)}")
+    return routes
 
 
 def api(path, handler, area="admin"):

@@ -2,14 +2,16 @@
 and `add/0`, `update/{id}`, `delete/{id}` (POST, administrators only).
 
 An area subclasses these, names its forms and makes its one service call in `rows`, `add`, `update` or
-`remove`; checking the role, validating, parsing the path id and the reply happen here."""
+`remove`; the declared access (ADMIN, checked with the signature), validating, parsing the path id and the
+reply happen here."""
 from handlers.base import ID, BaseHandler, api, path_id
 from services.forms import validate
 from services.listing import MANAGEMENT_FORM
+from services.scope import ADMIN
 
 
 class ListHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     inline_read = True
     filters = {}  # filter fields beside current_page and length
 
@@ -21,7 +23,7 @@ class ListHandler(BaseHandler):
 
 
 class AddHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     form = {}
 
     async def post(self):
@@ -32,7 +34,7 @@ class AddHandler(BaseHandler):
 
 
 class UpdateHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     form = {}
     keep_if_absent = ()  # fields left as they are when the request does not send them (the old forms do not)
 
@@ -48,7 +50,7 @@ class UpdateHandler(BaseHandler):
 
 
 class DeleteHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
 
     async def post(self, object_id):
         await self.remove(path_id(object_id))

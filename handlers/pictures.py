@@ -9,14 +9,17 @@ import asyncio
 
 import tornado.web
 
+import metrics
 from handlers.base import BaseHandler, api
 from handlers.console import ConsoleFileHandler
 from services import calls, pictures
+from services.scope import MEMBER
 
 PICTURE_CACHE_SECONDS = 365 * 24 * 3600
 
 
 class UploadHandler(BaseHandler):
+    access = MEMBER
     spends_signature = False  # idempotent by design; a call signed afresh is settled once its form is read
 
     def signature_max_age(self):
@@ -81,6 +84,7 @@ class AddPictureHandler(UploadHandler):
 
     async def post(self):
         data = await self.run(self.upload.finish)
+        metrics.upload_bytes(data["size"])
         self.reply(data, "上传成功")
 
     def cut_off(self):

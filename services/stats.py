@@ -26,9 +26,9 @@ from pathlib import Path
 
 import peewee as pw
 
+import metrics
 from models import (
     AccessEvent,
-    Company,
     Customer,
     DailyStats,
     FollowUp,
@@ -40,7 +40,7 @@ from models import (
     read_snapshot,
     write_transaction,
 )
-from services.errors import NotFound
+from services import scope
 
 log = logging.getLogger("zgld.stats")
 
@@ -342,9 +342,20 @@ def scheduled_rollup(settings):
     except Exception:
         log.exception("roll-up failed; it is retried at the next check")
         return []
+    metrics.rollup_succeeded()
     if done:
         log.info("roll-up recomputed %d day(s): %s .. %s", len(done), min(done), max(done))
     return done
+
+
+def rollup_lag_days(settings, now=None) -> int | None:
+    """Days between the last rolled-up day and yesterday (in stats.timezone): 0 when up to date, more
+    when roll-ups are failing or no process runs them; None before the first roll-up (/healthz, /metrics)."""
+    state = RollupState.get_or_none(RollupState.name == ROLLUP)
+    if state is None or state.done_through is None:
+        return None
+    yesterday = local_today(settings, now) - datetime.timedelta(days=1)
+    return max(0, (yesterday - state.done_through).days)
 
 
 def mark_stale(times, settings, now=None):
@@ -362,15 +373,6 @@ def mark_stale(times, settings, now=None):
 
 # ---- answering the dashboard ---------------------------------------------------------------------------
 
-def target_company(caller, company_id):
-    """The company a statistics call is about: the caller's own by default; an administrator may name any
-    company; an ordinary user naming another company gets 302 (it does not exist for them)."""
-    if company_id is None or company_id == caller.company_id:
-        return caller.company
-    company = Company.get_or_none(Company.id == company_id) if caller.is_admin else None
-    if company is None:
-        raise NotFound("公司不存在")
-    return company
 
 
 def _progress_query():
@@ -481,7 +483,7 @@ def _rolled_days(company_id, days):
 
 def acount_data(caller, company_id, settings, now=None):
     """`count_data` all time including today; `yesterday_data`; the 7 and 30 whole days before today."""
-    company = target_company(caller, company_id)
+    company = scope.company_for(caller, company_id)
     today = local_today(settings, now)
     day = datetime.timedelta(days=1)
     windows = [(None, today), (today - day, today - day), (today - 7 * day, today - day),
@@ -493,7 +495,7 @@ def acount_data(caller, company_id, settings, now=None):
 
 def line_info(caller, company_id, days, index_type, settings, now=None):
     """One point per day for the `days` days before today, oldest first; `index_type` 1..6 picks the metric."""
-    company = target_company(caller, company_id)
+    company = scope.company_for(caller, company_id)
     metric = METRICS[index_type - 1]
     today = local_today(settings, now)
     first, last = today - datetime.timedelta(days=days), today - datetime.timedelta(days=1)
@@ -520,7 +522,7 @@ def _daily_values(company_id, metric, first, last, tz, done_through, stale):
 
 def home_page(caller, company_id, settings, now=None):
     """The company's card quota and validity, the caller's name, and its customers so far."""
-    company = target_company(caller, company_id)
+    company = scope.company_for(caller, company_id)
     today = local_today(settings, now)
     opened = company.create_date.date()
     expires = company.expire_date
