@@ -16,6 +16,7 @@ from playhouse.db_url import connect as connect_url
 from playhouse.db_url import parse as parse_url
 from playhouse.migrate import PostgresqlMigrator, SchemaMigrator
 
+from services import clock
 from services.errors import Busy, Stopping, StorageFull
 
 db = pw.DatabaseProxy()
@@ -39,9 +40,9 @@ PICTURE_COVER = 1
 PICTURE_INTRO = 2
 
 
-def now():
+def now() -> datetime.datetime:
     """Server time as stored: naive local time, second precision is enough for every column."""
-    return datetime.datetime.now().replace(microsecond=0)
+    return clock.local_naive()
 
 
 class BaseModel(pw.Model):
@@ -180,8 +181,9 @@ ACTION_LABELS = {1: "查看名片", 2: "查看产品", 3: "查看动态", 4: "�
 RECORD_ID_LENGTH = 64
 
 
-def utcnow():
-    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+def utcnow() -> datetime.datetime:
+    """The time as the event tables store it: naive UTC."""
+    return clock.utc_naive()
 
 
 class Customer(BaseModel):

@@ -31,10 +31,9 @@ from models import (
     FollowUp,
     User,
     db,
-    utcnow,
     write_transaction,
 )
-from services import stats
+from services import clock, stats
 from services.errors import FormInvalid, NotFound
 from services.forms import Field, Int, Str, parse_json, validate
 
@@ -62,13 +61,13 @@ class Moment(Field):
         text = str(value).strip()
         try:
             if text.isascii() and text.isdigit():
-                moment = datetime.datetime.fromtimestamp(int(text) / 1000, stats.UTC)
+                moment = datetime.datetime.fromtimestamp(int(text) / 1000, clock.UTC)
             else:
                 moment = datetime.datetime.fromisoformat(text)
                 if moment.tzinfo is None:
                     moment = moment.replace(tzinfo=self.tz)
             # inside the try: years 1 and 9999 overflow when moved to UTC
-            moment = moment.astimezone(stats.UTC).replace(tzinfo=None)
+            moment = moment.astimezone(clock.UTC).replace(tzinfo=None)
         except (ValueError, OverflowError, OSError):
             raise ValueError("必须是 ISO 8601 时间或毫秒时间戳") from None
         if not OLDEST <= moment <= self.latest:
@@ -96,8 +95,8 @@ def validate_records(raw_records, settings, now=None, labels=None):
     """Typed Records for a list of dicts, or a 303 naming every bad one (up to MAX_ERRORS).
 
     `labels` names the records in messages (default `records[i]`; the import uses line numbers)."""
-    now_utc = stats.current_time(now).astimezone(stats.UTC).replace(tzinfo=None)
-    schemas = _schemas(stats.zone(settings), now_utc + FUTURE_TOLERANCE)
+    now_utc = clock.utc_naive(now)
+    schemas = _schemas(clock.zone(settings), now_utc + FUTURE_TOLERANCE)
     records, errors = [], {}
     for index, raw in enumerate(raw_records):
         label = labels[index] if labels else f"records[{index}]"
@@ -238,7 +237,7 @@ def _create_customers(wanted, found):
     missing = [key for key in wanted if key not in found]
     if not missing:
         return {}
-    created = utcnow()
+    created = clock.utc_naive()
     insert_rows(Customer, [Customer.company, Customer.openid, Customer.name, Customer.create_date,
                            Customer.first_bound_at],
                 [(c, openid, wanted[c, openid][0], created, wanted[c, openid][1]) for c, openid in missing],

@@ -6,7 +6,6 @@ import datetime
 import hashlib
 import hmac
 import secrets
-import time
 
 from models import (
     USER_ENABLED,
@@ -21,6 +20,7 @@ from models import (
     now,
     write_transaction,
 )
+from services import clock
 from services.errors import AccountDisabled, BadLogin, TokenError, invalid
 
 SCRYPT_R, SCRYPT_P = 8, 1
@@ -218,7 +218,7 @@ def authenticate(params, settings, max_age_seconds=None):
     timestamp = _parse_timestamp(params.get("timestamp"))
     user_id = _parse_user_id(params.get("user_id"))
     skew = settings["auth"]["max_skew_seconds"]
-    age = time.time() - timestamp / 1000
+    age = clock.epoch_seconds() - timestamp / 1000
     if age > (max_age_seconds or skew) or -age > skew:
         raise TokenError("时间戳已过期")
     user = _load_signer(user_id)
@@ -232,5 +232,5 @@ def authenticate(params, settings, max_age_seconds=None):
 
 def prune_used_signatures(settings):
     """Forget signatures too old to be accepted again (their timestamp is outside the skew window)."""
-    oldest = int(1000 * (time.time() - settings["auth"]["max_skew_seconds"]))
+    oldest = int(1000 * (clock.epoch_seconds() - settings["auth"]["max_skew_seconds"]))
     return UsedSignature.delete().where(UsedSignature.timestamp < oldest).execute()

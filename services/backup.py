@@ -8,7 +8,6 @@ to it, which is harmless. On PostgreSQL the database is backed up with pg_dump i
 Archive layout: manifest.json, zhugeleida.db, statics/zhugeleida/... (paths under storage.root).
 """
 import contextlib
-import datetime
 import io
 import json
 import os
@@ -18,6 +17,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from services import clock
 from version import VERSION
 
 ARCHIVE_FORMAT = 1
@@ -70,7 +70,7 @@ def snapshot_database(source, target, busy_timeout_ms):
 def _add_bytes(tar, name, data):
     info = tarfile.TarInfo(name)
     info.size = len(data)
-    info.mtime = int(datetime.datetime.now().timestamp())
+    info.mtime = int(clock.now().timestamp())
     info.mode = 0o644
     tar.addfile(info, io.BytesIO(data))
 
@@ -94,7 +94,7 @@ def backup(settings, archive):
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             with tarfile.open(fileobj=out, mode="w:gz") as tar:
                 manifest = {"format": ARCHIVE_FORMAT, "version": VERSION,
-                            "created": datetime.datetime.now().isoformat(timespec="seconds")}
+                            "created": clock.now().astimezone().replace(tzinfo=None).isoformat(timespec="seconds")}
                 _add_bytes(tar, MANIFEST, json.dumps(manifest).encode())
                 tar.add(copy, arcname=DATABASE)
                 pictures = _add_pictures(tar, uploads)

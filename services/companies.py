@@ -4,6 +4,7 @@ import datetime
 from peewee import fn
 
 from models import Company, Product, ProductPicture, User, db, locked, write_transaction
+from services import clock
 from services.errors import HasChildren, NameExists, invalid
 from services.listing import format_date, format_datetime, old_filters, page
 from services.products import delete_files, delete_product_rows
@@ -20,7 +21,7 @@ def get_or_create_company(name, quota=10, valid_days=365):
         company = Company.get_or_none(Company.name == name)
         if company is None:
             company = Company.create(name=name, mingpian_available_num=quota,
-                                     expire_date=datetime.date.today() + datetime.timedelta(days=valid_days))
+                                     expire_date=clock.local_date() + datetime.timedelta(days=valid_days))
     return company
 
 

@@ -11,13 +11,12 @@ import datetime
 import hashlib
 import logging
 import secrets
-import time
 import unicodedata
 
 import peewee as pw
 
 from models import Company, ProductPicture, locked, now, write_transaction
-from services import chunk_stream, images
+from services import chunk_stream, clock, images
 from services.errors import FormInvalid, NotFound, TooLarge, invalid
 from services.forms import Int, Str, validate
 from services.products import delete_files
@@ -341,7 +340,7 @@ def _joined(storage, key, chunk_num, limits):
 
 def _new_name():
     """Like the seed's 20180628140645880613, plus random hex so two processes never pick the same."""
-    return datetime.datetime.now().strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(3)
+    return clock.now().astimezone().strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(3)
 
 
 # ---- housekeeping -------------------------------------------------------------------------------------
@@ -358,7 +357,7 @@ def sweep_orphans(storage, settings):
     """Remove picture files no picture row refers to (left by a crash between storing and recording).
     Files younger than upload.orphan_grace_seconds are left alone: they may belong to an upload being
     completed right now in another process."""
-    cutoff = time.time() - settings["upload"]["orphan_grace_seconds"]
+    cutoff = clock.epoch_seconds() - settings["upload"]["orphan_grace_seconds"]
     candidates = [url for url, mtime in storage.list_pictures() if mtime < cutoff]
     if not candidates:
         return 0

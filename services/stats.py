@@ -10,8 +10,8 @@ it, each day is recomputed under a lock on the progress row (so an older count n
 one) and written with an upsert, and progress lives in RollupState. A lease whose holder died is taken
 over at once when the holder ran on this machine, else when it runs out.
 
-Everything here blocks (database): handlers run it in the executor. `now` (an aware datetime, default the
-current time) is injectable so tests can move the clock instead of sleeping.
+Everything here blocks (database): handlers run it in the executor. `now` (an aware datetime, default
+services.clock's) is injectable so tests can move the clock instead of sleeping.
 """
 import contextlib
 import datetime
@@ -19,7 +19,6 @@ import logging
 import os
 import socket
 import uuid
-import zoneinfo
 from pathlib import Path
 
 import peewee as pw
@@ -38,6 +37,7 @@ from models import (
     read_snapshot,
     write_transaction,
 )
+from services import clock
 from services.errors import NotFound
 
 log = logging.getLogger("zgld.stats")
@@ -52,34 +52,7 @@ LEASE_SECONDS = 60
 EARLIEST = datetime.datetime(1970, 1, 1)
 
 
-# ---- days and their UTC bounds ---------------------------------------------------------------------
-
-def zone(settings):
-    return zoneinfo.ZoneInfo(settings["stats"]["timezone"])
-
-
-def clock():
-    """The current time; tests replace it to move "today" instead of sleeping."""
-    return datetime.datetime.now(UTC)
-
-
-def current_time(now=None):
-    return now if now is not None else clock()
-
-
-def local_today(settings, now=None):
-    return current_time(now).astimezone(zone(settings)).date()
-
-
-def day_start(day, tz):
-    """The UTC instant (naive, as stored) at which `day` begins in `tz`."""
-    return datetime.datetime.combine(day, datetime.time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
-
-
-def local_day(utc_time, tz):
-    """The calendar day in `tz` of a stored (naive UTC) time."""
-    return utc_time.replace(tzinfo=UTC).astimezone(tz).date()
-
+# ---- days ----------------------------------------------------------------------------------------
 
 def days_between(first, last):
     return [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
@@ -167,7 +140,7 @@ def rollup_day(day, tz):
         # The row lock (PostgreSQL) or the write lock (SQLite) serializes recomputes of the same day, so a
         # slower, older count cannot overwrite a newer one.
         locked(RollupState.select().where(RollupState.name == ROLLUP)).first()
-        counts = raw_counts(day_start(day, tz), day_start(day + datetime.timedelta(days=1), tz))
+        counts = raw_counts(clock.day_start(day, tz), clock.day_start(day + datetime.timedelta(days=1), tz))
         if counts:
             DailyStats.insert_many([{"company": company, "day": day, **metrics}
                                     for company, metrics in counts.items()]).on_conflict(
@@ -182,7 +155,7 @@ def rollup_day(day, tz):
 def rebuild(first, last, settings, progress=None):
     """Recompute every day from `first` to `last` (the CLI's `rollup`); return the number of days."""
     _state()
-    tz = zone(settings)
+    tz = clock.zone(settings)
     days = days_between(first, last)
     for day in days:
         rollup_day(day, tz)
@@ -194,8 +167,8 @@ def rebuild(first, last, settings, progress=None):
 def _last_due_day(settings, now):
     """The last day the roll-up should have done: yesterday once rollup_delay_seconds have passed since
     midnight (so records sent just before midnight are in), else the day before."""
-    tz = zone(settings)
-    local = current_time(now).astimezone(tz)
+    tz = clock.zone(settings)
+    local = clock.current(now).astimezone(tz)
     midnight = datetime.datetime.combine(local.date(), datetime.time(), tzinfo=tz)
     waited = (local - midnight).total_seconds() >= settings["stats"]["rollup_delay_seconds"]
     return local.date() - datetime.timedelta(days=1 if waited else 2)
@@ -206,7 +179,7 @@ def _earliest_record_day(tz):
               FollowUp.select(pw.fn.MIN(FollowUp.happened_at)).scalar(),
               AccessEvent.select(pw.fn.MIN(AccessEvent.happened_at)).scalar()]
     firsts = [_as_datetime(t) for t in firsts if t is not None]
-    return local_day(min(firsts), tz) if firsts else None
+    return clock.local_day(min(firsts), tz) if firsts else None
 
 
 def _as_datetime(value):
@@ -218,7 +191,7 @@ def _plan(done_through, last_due, settings):
     """The days a roll-up run recomputes: those not done yet, plus the last `recompute_days` before them."""
     recompute = datetime.timedelta(days=max(settings["stats"]["recompute_days"], 1) - 1)
     if done_through is None:
-        earliest = _earliest_record_day(zone(settings))
+        earliest = _earliest_record_day(clock.zone(settings))
         first = last_due - recompute if earliest is None else min(earliest, last_due - recompute)
     else:
         if done_through >= last_due:
@@ -231,7 +204,7 @@ def _take_lease(owner, now):
     """Take or renew the roll-up lease for `owner`; True if it holds it now. The lease is free when released,
     run out, or held by a process of this machine that no longer runs (it crashed mid-run): taking it over
     is logged. Each change is a compare-and-set on the holder, so two takers cannot both win."""
-    until = current_time(now).astimezone(UTC).replace(tzinfo=None)
+    until = clock.utc_naive(now)
     lease = {"lease_owner": owner, "lease_until": until + datetime.timedelta(seconds=LEASE_SECONDS),
              "lease_process": _this_process()}
     if _set_lease(lease, RollupState.lease_owner.in_(["", owner])):  # free or ours: one statement
@@ -312,7 +285,7 @@ def rollup_if_due(settings, now=None):
 
 
 def _run(owner, settings, now):
-    tz = zone(settings)
+    tz = clock.zone(settings)
     state = RollupState.get_by_id(ROLLUP)  # again: another process may have advanced it meanwhile
     done = []
     for day in _plan(state.done_through, _last_due_day(settings, now), settings):
@@ -349,9 +322,9 @@ def mark_stale(times, settings, now=None):
     """Note the past days of `times` (naive UTC) that new records changed, so the roll-up recomputes them.
 
     Called inside the writer's transaction, so the marks and the records commit together."""
-    tz = zone(settings)
-    today_starts = day_start(local_today(settings, now), tz)
-    past = sorted({local_day(t, tz) for t in times if t < today_starts})
+    tz = clock.zone(settings)
+    today_starts = clock.day_start(clock.local_today(settings, now), tz)
+    past = sorted({clock.local_day(t, tz) for t in times if t < today_starts})
     if past:
         RollupStale.insert_many([(day, uuid.uuid4().hex) for day in past],
                                 fields=[RollupStale.day, RollupStale.version]).on_conflict(
@@ -435,7 +408,7 @@ def window_totals(company_id, windows, settings, now=None):
     """Each metric summed over each window (first day or None for all time, last day), from the roll-up
     for rolled-up days and from raw records for the rest and for stale days."""
     with _rollup_view() as (done_through, stale):
-        return _window_totals(company_id, windows, zone(settings), done_through, stale)
+        return _window_totals(company_id, windows, clock.zone(settings), done_through, stale)
 
 
 def _window_totals(company_id, windows, tz, done_through, stale):
@@ -445,8 +418,8 @@ def _window_totals(company_id, windows, tz, done_through, stale):
     raw_cache = {}
 
     def add_raw(total, first, last):
-        start = day_start(first, tz) if first is not None else EARLIEST
-        end = day_start(last + datetime.timedelta(days=1), tz)
+        start = clock.day_start(first, tz) if first is not None else EARLIEST
+        end = clock.day_start(last + datetime.timedelta(days=1), tz)
         if (start, end) not in raw_cache:
             raw_cache[start, end] = raw_counts(start, end, company_id).get(company_id, _empty())
         for metric, n in raw_cache[start, end].items():
@@ -478,7 +451,7 @@ def _rolled_days(company_id, days):
 def acount_data(caller, company_id, settings, now=None):
     """`count_data` all time including today; `yesterday_data`; the 7 and 30 whole days before today."""
     company = target_company(caller, company_id)
-    today = local_today(settings, now)
+    today = clock.local_today(settings, now)
     day = datetime.timedelta(days=1)
     windows = [(None, today), (today - day, today - day), (today - 7 * day, today - day),
                (today - 30 * day, today - day)]
@@ -491,10 +464,10 @@ def line_info(caller, company_id, days, index_type, settings, now=None):
     """One point per day for the `days` days before today, oldest first; `index_type` 1..6 picks the metric."""
     company = target_company(caller, company_id)
     metric = METRICS[index_type - 1]
-    today = local_today(settings, now)
+    today = clock.local_today(settings, now)
     first, last = today - datetime.timedelta(days=days), today - datetime.timedelta(days=1)
     with _rollup_view() as (done_through, stale):
-        values = _daily_values(company.id, metric, first, last, zone(settings), done_through, stale)
+        values = _daily_values(company.id, metric, first, last, clock.zone(settings), done_through, stale)
     return {"ret_data": [{"statics_date": day.isoformat(), "value": values.get(day, 0)}
                          for day in days_between(first, last)]}
 
@@ -509,7 +482,8 @@ def _daily_values(company_id, metric, first, last, tz, done_through, stale):
             DailyStats.company == company_id, DailyStats.day.between(first, min(last, done_through))).tuples())
     for day in days_between(first, last):
         if done_through is None or day > done_through or day in stale:
-            raw = raw_counts(day_start(day, tz), day_start(day + datetime.timedelta(days=1), tz), company_id)
+            end = clock.day_start(day + datetime.timedelta(days=1), tz)
+            raw = raw_counts(clock.day_start(day, tz), end, company_id)
             values[day] = raw.get(company_id, _empty())[metric]
     return values
 
@@ -517,7 +491,7 @@ def _daily_values(company_id, metric, first, last, tz, done_through, stale):
 def home_page(caller, company_id, settings, now=None):
     """The company's card quota and validity, the caller's name, and its customers so far."""
     company = target_company(caller, company_id)
-    today = local_today(settings, now)
+    today = clock.local_today(settings, now)
     opened = company.create_date.date()
     expires = company.expire_date
     customers = window_totals(company.id, [(None, today)], settings, now)[0]["customer_num"]
