@@ -9,7 +9,9 @@ import errno
 import logging
 import select
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import peewee as pw
 from playhouse.db_url import connect as connect_url
@@ -625,33 +627,154 @@ def locked(query):
 
 # ---- queries compiled once ----------------------------------------------------------------------
 
-_MARK = -7_340_000_000_000  # stand-in values far from any real one, replaced when the query runs
+class _Slot(pw.Node):
+    """Where a value named `name` goes when a CompiledQuery runs."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def __sql__(self, ctx: pw.Context) -> pw.Context:
+        ctx._values.append(self)  # replaced by the named value when the query runs
+        return ctx.literal(ctx.state.param or "?")
+
+
+class _Repeated(pw.SQL):
+    """A part of the statement written once per item of the list named `name`: `template` is one item's
+    SQL (slots `0`, `1`, ... take the item's fields, or the whole item when `fields` is None), written
+    `separator`-joined between `opening` and `closing`. A subclass of SQL so Peewee accepts it where an
+    INSERT takes its rows from a query."""
+
+    def __init__(self, name: str, template: pw.Node, opening: str, closing: str, fields: int | None) -> None:
+        super().__init__("")
+        self.name, self.template, self.fields = name, template, fields
+        self.opening, self.closing = opening, closing
+
+    def __sql__(self, ctx: pw.Context) -> pw.Context:
+        item = ctx.as_new().sql(self.template)
+        ctx._sql.append(_RepeatPlan(self.name, "".join(item._sql), _plan(item._values), self.fields,
+                                    self.opening, self.closing))
+        ctx._values.append(self)
+        return ctx
+
+
+class _RepeatPlan(str):
+    """A compiled _Repeated: one item's SQL and where its parameters come from. A string (its text the
+    one-item form) because Peewee joins a rendered node's parts to look at it, as for an IN list."""
+
+    def __new__(cls, name: str, sql: str, plan: list, fields: int | None, opening: str,
+                closing: str) -> "_RepeatPlan":
+        part = super().__new__(cls, opening + sql + closing)
+        part.name, part.sql, part.plan, part.fields = name, sql, plan, fields
+        part.opening, part.closing = opening, closing
+        return part
+
+    def render(self, items: list) -> tuple[str, list]:
+        if not items:
+            if self.fields is not None:
+                raise ValueError(f"no rows in {self.name!r}: there is nothing to insert")
+            return "(NULL)", []  # an empty IN list: valid SQL that matches nothing
+        params = []
+        for item in items:
+            named = item if self.fields is not None else (item,)
+            params += [named[int(source)] if source is not None else constant for source, constant in self.plan]
+        return self.opening + ", ".join([self.sql] * len(items)) + self.closing, params
+
+
+def _plan(values: list) -> list:
+    """(slot name or None, constant) for each parameter of a rendered statement; the constant _REPEAT
+    stands for the parameters of a repeated part."""
+    return [(v.name, _REPEAT if isinstance(v, _Repeated) else None) if isinstance(v, (_Slot, _Repeated))
+            else (None, v) for v in values]
+
+
+class Slots:
+    """What a CompiledQuery's `build` is given to mark where values go."""
+
+    def __call__(self, name: str) -> pw.Node:
+        """One value."""
+        return _Slot(name)
+
+    def each(self, name: str) -> pw.Node:
+        """An IN list: `(?, ?, ...)`, one parameter per item of the list `name`."""
+        return _Repeated(name, _Slot("0"), "(", ")", None)
+
+    def rows(self, name: str, width: int) -> pw.Node:
+        """VALUES groups: `VALUES (?, ?), (?, ?), ...`, one group per tuple of `width` in the list `name`."""
+        group = pw.EnclosedNodeList([_Slot(str(i)) for i in range(width)])
+        return _Repeated(name, group, "VALUES ", "", width)
 
 
 class CompiledQuery:
     """A Peewee query turned into SQL once per kind of database, then run with new values.
 
-    `build(slot)` returns the query with `slot(name)` where each value goes; `execute(**values)` runs the
-    SQL with those values. Building and compiling a Peewee query costs more than SQLite takes to run it."""
+    `build(slot)` returns the query with `slot(name)` where each value goes (`slot.each(name)` for an IN
+    list, `slot.rows(name, width)` for the VALUES groups of a multi-row insert); `execute(**values)` runs
+    the SQL with those values (a list for each repeated part). Building and compiling a Peewee query costs
+    more than SQLite takes to run it (about 0.1 ms a row for a multi-row insert). The parts are those Peewee
+    renders, kept apart: no SQL is found by searching text."""
 
-    def __init__(self, build):
+    def __init__(self, build: "Callable[[Slots], pw.Node]") -> None:
         self._build = build
-        self._compiled = {}
+        self._compiled: dict[type, tuple[list, list]] = {}
 
-    def _compile(self):
-        names = []
+    def _compile(self) -> tuple[list, list]:
+        ctx = db.get_sql_context()
+        ctx.sql(self._build(Slots()))
+        return ctx._sql, _plan(ctx._values)
 
-        def slot(name):
-            names.append(name)
-            return _MARK - len(names)
-
-        sql, params = self._build(slot).sql()
-        markers = {_MARK - i: name for i, name in enumerate(names, 1)}
-        return sql, [(markers.get(p) if type(p) is int else None, p) for p in params]
-
-    def execute(self, **values):
+    def sql(self, **values: Any) -> tuple[str, list]:
+        """The statement and its parameters for these values."""
         kind = type(db.obj)
         if kind not in self._compiled:
             self._compiled[kind] = self._compile()
-        sql, plan = self._compiled[kind]
-        return db.execute_sql(sql, [values[name] if name else constant for name, constant in plan])
+        parts, plan = self._compiled[kind]
+        repeated = {}
+        text = []
+        for part in parts:
+            if isinstance(part, _RepeatPlan):
+                part_sql, repeated[part.name] = part.render(values[part.name])
+                text.append(part_sql)
+            else:
+                text.append(part)
+        params = []
+        for name, constant in plan:
+            if constant is _REPEAT:
+                params += repeated[name]
+            else:
+                params.append(values[name] if name is not None else constant)
+        return "".join(text), params
+
+    def execute(self, **values: Any) -> Any:
+        """Run the statement; the database cursor."""
+        return db.execute_sql(*self.sql(**values))
+
+
+_REPEAT = object()  # in a plan: the parameters of a repeated part go here
+
+
+_INSERTS: dict[tuple, CompiledQuery] = {}  # (model, field names, ignore_conflicts) -> the compiled insert
+INSERT_CHUNK = 1000  # rows per statement: far below either database's limit on parameters
+
+
+def insert_rows(model: type[BaseModel], fields: list[pw.Field], rows: list[tuple],
+                ignore_conflicts: bool = False) -> int:
+    """`insert_many` of `rows` (tuples in the order of `fields`, every field with a default among them);
+    returns the rows inserted, those left out by `ignore_conflicts` not counted. Compiled once: building a
+    1,000-row statement through Peewee costs about 0.1 ms a row, more than running it."""
+    names = tuple(f.name for f in fields)
+    key = (model, names, ignore_conflicts)
+    if key not in _INSERTS:
+        missing = [f.name for f in model._meta.sorted_fields if f.default is not None and f.name not in names]
+        if missing:  # Peewee would fill them in itself; a compiled insert leaves them out
+            raise ValueError(f"insert_rows into {model.__name__}: list {', '.join(missing)} (they have defaults)")
+        _INSERTS[key] = CompiledQuery(lambda slot: _insert_query(slot, model, fields, ignore_conflicts))
+    inserted = 0
+    for chunk in pw.chunked(rows, INSERT_CHUNK):
+        inserted += _INSERTS[key].execute(rows=chunk).rowcount
+    return inserted
+
+
+def _insert_query(slot: Slots, model: type[BaseModel], fields: list[pw.Field], ignore_conflicts: bool) -> pw.Node:
+    query = model.insert_from(slot.rows("rows", len(fields)), fields).as_rowcount().returning()
+    return query.on_conflict_ignore() if ignore_conflicts else query

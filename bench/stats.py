@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 import config  # noqa: E402
 import models  # noqa: E402
 from services import auth, clock, stats  # noqa: E402
-from services.activity import insert_rows  # noqa: E402
 
 COMPANIES = 50
 USERS_PER_COMPANY = 4
@@ -96,7 +95,7 @@ def load_events(count, users, rng, settings):
         at = when()
         customer_rows.append((company, f"bench-{first + n}", "", at, at))
     with models.db.atomic():
-        insert_rows(models.Customer, [models.Customer.company, models.Customer.openid, models.Customer.name,
+        models.insert_rows(models.Customer, [models.Customer.company, models.Customer.openid, models.Customer.name,
                                       models.Customer.create_date, models.Customer.first_bound_at], customer_rows)
     customers = {}
     for cid, company, bound in models.Customer.select(models.Customer.id, models.Customer.company,
@@ -117,7 +116,7 @@ def load_events(count, users, rng, settings):
                                (models.AccessEvent, models.AccessEvent.action, access_rows)):
         for chunk in pw.chunked(rows, 100_000):  # transactions short enough for the server's roll-up check
             with models.db.atomic():
-                insert_rows(model, [model.company, model.customer, model.user, extra, model.happened_at], chunk)
+                models.insert_rows(model, [model.company, model.customer, model.user, extra, model.happened_at], chunk)
     # The roll-up of every day so far, as a rebuild would do it; today stays raw.
     today = clock.local_today(settings)
     stats.rebuild(today - datetime.timedelta(days=HISTORY_DAYS + 1), today - datetime.timedelta(days=1), settings)

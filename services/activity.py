@@ -26,11 +26,12 @@ from models import (
     BINDING_SCAN,
     RECORD_ID_LENGTH,
     AccessEvent,
+    CompiledQuery,
     Customer,
     CustomerBinding,
     FollowUp,
     User,
-    db,
+    insert_rows,
     write_transaction,
 )
 from services import clock, stats
@@ -194,14 +195,16 @@ def _unknown_records(records, companies):
 
 
 def _stored_record_ids(model, company, record_ids):
-    """The ids among `record_ids` that `company` already has for `model` (SQL by hand, as _customer_ids)."""
-    table, param = model._meta.table_name, db.param
+    """The ids among `record_ids` that `company` already has for `model`."""
     stored = []
     for chunk in pw.chunked(sorted(record_ids), 500):
-        cursor = db.execute_sql(f'SELECT "record_id" FROM "{table}" WHERE "company_id" = {param} '
-                                f'AND "record_id" IN ({", ".join([param] * len(chunk))})', [company, *chunk])
+        cursor = _STORED_RECORD_IDS[model].execute(company=company, record_ids=chunk)
         stored += [record_id for (record_id,) in cursor.fetchall()]
     return stored
+
+
+_STORED_RECORD_IDS = {model: CompiledQuery(lambda slot, model=model: model.select(model.record_id).where(
+    model.company == slot("company"), model.record_id.in_(slot.each("record_ids")))) for model in MODELS.values()}
 
 
 def user_companies(caller, records, labels=None):
@@ -257,56 +260,38 @@ def _first_binding_moves(bound):
 
 def _move_first_bindings(moves):
     """Apply the moves in one statement; conditional, so a concurrent batch with an even earlier binding
-    is never overwritten. (VALUES names its columns column1, column2 on SQLite and PostgreSQL alike.)"""
-    if not moves:
-        return
-    table, pair = Customer._meta.table_name, f"({db.param}, {db.param})"
-    db.execute_sql(f'UPDATE "{table}" SET "first_bound_at" = v.column2 FROM (VALUES {", ".join([pair] * len(moves))}) '
-                   f'AS v WHERE "{table}"."id" = v.column1 '
-                   f'AND ("{table}"."first_bound_at" IS NULL OR "{table}"."first_bound_at" > v.column2)',
-                   [value for customer_id, at, _ in moves for value in (customer_id, at)])
+    is never overwritten."""
+    if moves:
+        _MOVE_FIRST_BINDINGS.execute(moves=[(customer_id, at) for customer_id, at, _ in moves])
 
 
-_INSERT_SQL = {}  # (database class, model, fields, ignore_conflicts) -> (head, one row's VALUES group, tail)
+def _move_first_bindings_query(slot):
+    # VALUES names its columns column1, column2 on SQLite and PostgreSQL alike.
+    moves = pw.NodeList((pw.SQL("("), slot.rows("moves", 2), pw.SQL(") AS v")), glue="")
+    customer_id, first = pw.SQL("v.column1"), pw.SQL("v.column2")
+    return Customer.update(first_bound_at=first).from_(moves).where(
+        Customer.id == customer_id, Customer.first_bound_at.is_null() | (Customer.first_bound_at > first))
 
 
-def insert_rows(model, fields, rows, ignore_conflicts=False):
-    """`insert_many` of `rows` (tuples in the order of `fields`); returns the rows inserted. Compiled once:
-    building a 1,000-row statement through Peewee costs about 0.1 ms a row, more than running it. Peewee
-    writes the statement for one row; its VALUES group is repeated for each row."""
-    key = (type(db.obj), model, tuple(f.name for f in fields), ignore_conflicts)
-    if key not in _INSERT_SQL:
-        query = model.insert_many([tuple(range(len(fields)))], fields=fields).as_rowcount()
-        if ignore_conflicts:
-            query = query.on_conflict_ignore()
-        sql, params = query.sql()
-        if len(params) != len(fields):  # Peewee added a column with a default: the rows would not fit the SQL
-            raise ValueError(f"insert_rows into {model.__name__}: list every field that has a default")
-        head, _, rest = sql.partition(" VALUES ")
-        group = rest[:rest.index(")") + 1]  # "(?, ?, ...)": placeholders hold no parentheses
-        _INSERT_SQL[key] = (head + " VALUES ", group, rest[len(group):])
-    head, group, tail = _INSERT_SQL[key]
-    inserted = 0
-    for chunk in pw.chunked(rows, MAX_BATCH):
-        cursor = db.execute_sql(head + ", ".join([group] * len(chunk)) + tail, [v for row in chunk for v in row])
-        inserted += cursor.rowcount  # rows left out by ignore_conflicts are not counted
-    return inserted
+_MOVE_FIRST_BINDINGS = CompiledQuery(_move_first_bindings_query)
 
 
 def _customer_ids(keys):
-    """{(company, openid): id} for the keys that exist: a query per company and 500 openids, written by
-    hand (compiling a long IN list through Peewee costs more than running it)."""
+    """{(company, openid): id} for the keys that exist: a query per company and 500 openids."""
     by_company = {}
     for company, openid in keys:
         by_company.setdefault(company, []).append(openid)
-    table, param = Customer._meta.table_name, db.param
     found = {}
     for company, openids in by_company.items():
         for chunk in pw.chunked(openids, 500):
-            cursor = db.execute_sql(f'SELECT "id", "openid" FROM "{table}" WHERE "company_id" = {param} '
-                                    f'AND "openid" IN ({", ".join([param] * len(chunk))})', [company, *chunk])
+            cursor = _CUSTOMER_IDS.execute(company=company, openids=chunk)
             found.update(((company, openid), cid) for cid, openid in cursor.fetchall())
     return found
+
+
+# Compiled once: compiling a long IN list through Peewee costs more than running it.
+_CUSTOMER_IDS = CompiledQuery(lambda slot: Customer.select(Customer.id, Customer.openid).where(
+    Customer.company == slot("company"), Customer.openid.in_(slot.each("openids"))))
 
 
 # ---- the CLI import ----------------------------------------------------------------------------------

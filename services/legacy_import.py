@@ -51,7 +51,7 @@ from models import (
     db,
 )
 from services import auth, clock, images, stats
-from services.activity import MAX_ACTION, insert_rows
+from services.activity import MAX_ACTION
 from services.errors import FormInvalid
 from storage.base import URL_PREFIX, thumbnail_url
 
@@ -339,7 +339,7 @@ class Importer:
 
     def _write(self, model, fields, rows, report):
         if rows and not self.dry_run:
-            insert_rows(model, fields, rows)
+            models.insert_rows(model, fields, rows)
         report.imported += len(rows)
 
     def _note_event(self, at):

@@ -26,13 +26,13 @@ import peewee as pw
 from models import (
     AccessEvent,
     Company,
+    CompiledQuery,
     Customer,
     DailyStats,
     FollowUp,
     RollupStale,
     RollupState,
     User,
-    db,
     locked,
     read_snapshot,
     write_transaction,
@@ -97,30 +97,16 @@ def _access(start, end, company=None):
     return query.group_by(AccessEvent.company, AccessEvent.action)
 
 
-_COMPILED = {}  # (database class, query shape) -> (sql, where each parameter comes from)
-
-
-def _sentinel(n, value):
-    """A stand-in for `value` while compiling: distinct, of the same type, never a real value."""
-    if isinstance(value, datetime.datetime):
-        return datetime.datetime(1900, 1, 1) + datetime.timedelta(minutes=n)
-    if isinstance(value, datetime.date):
-        return datetime.date(1900, 1, 1) + datetime.timedelta(days=n)
-    return -1000 - n
+_COMPILED = {}  # query shape -> CompiledQuery
 
 
 def run_compiled(shape, build, **values):
-    """The rows of `build(**values)`, a Peewee query compiled once per database kind and `shape` and then
-    run with new values: building the SQL costs more than running these small queries (PERF-NOTES).
-    Each value is replaced by a sentinel while compiling, so its parameter positions can be found."""
-    key = (type(db.obj), shape)
-    if key not in _COMPILED:
-        sentinels = {name: _sentinel(n, value) for n, (name, value) in enumerate(values.items())}
-        names = {(type(s), s): name for name, s in sentinels.items()}
-        sql, params = build(**sentinels).sql()
-        _COMPILED[key] = (sql, [(names.get((type(p), p)), p) for p in params])
-    sql, sources = _COMPILED[key]
-    return db.execute_sql(sql, [values[name] if name else constant for name, constant in sources]).fetchall()
+    """The rows of `build(**values)`, a Peewee query compiled once per `shape` (models.CompiledQuery) and
+    then run with new values: building the SQL costs more than running these small queries. `build` is
+    called once, with a slot in place of each value; `shape` names everything else it depends on."""
+    if shape not in _COMPILED:
+        _COMPILED[shape] = CompiledQuery(lambda slot: build(**{name: slot(name) for name in values}))
+    return _COMPILED[shape].execute(**values).fetchall()
 
 
 # ---- the roll-up ---------------------------------------------------------------------------------------
