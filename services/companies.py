@@ -7,7 +7,7 @@ from models import Company, Product, ProductPicture, User, db, locked, write_tra
 from services import clock
 from services.errors import HasChildren, NameExists, invalid
 from services.listing import format_date, format_datetime, old_filters, page
-from services.products import delete_files, delete_product_rows
+from services.pictures import delete_files, delete_product_rows
 from services.records import check_name_free, integrity_error_as, locked_row
 from services.users import enabled_count
 

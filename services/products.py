@@ -7,7 +7,6 @@ any user of the product's company. Another company's product does not exist for 
 Writes run in one write_transaction(); picture files are removed only after it commits.
 """
 import datetime
-import logging
 import threading
 
 import peewee as pw
@@ -26,17 +25,16 @@ from models import (
     ProductArticle,
     ProductPicture,
     User,
-    after_commit,
     db,
     locked,
     write_transaction,
 )
+from services import pictures
 from services.errors import Forbidden, FormInvalid, NotFound, invalid
 from services.forms import Int, Str
 from services.listing import DATETIME_FORMAT, MAX_LENGTH
 from services.records import visible_row
 
-log = logging.getLogger("zgld.products")
 
 MAX_CONTENT = 20000  # characters of one article's text
 
@@ -401,16 +399,17 @@ def update_product(caller, product_id, form, storage):
         _attach_pictures(product, covers, items)
         _save_articles(product, items)
         kept_pictures = covers + [item["picture_id"] for item in items if item["picture_id"] is not None]
-        urls = _delete_pictures(ProductPicture.product == product.id, ProductPicture.id.not_in(kept_pictures))
-    delete_files(storage, urls)
+        urls = pictures.delete_picture_rows(ProductPicture.product == product.id,
+                                            ProductPicture.id.not_in(kept_pictures))
+    pictures.delete_files(storage, urls)
 
 
 def delete_product(caller, product_id, storage):
     """Delete a product, its articles and picture rows, then (after the commit) its picture files."""
     with write_transaction():
         product = _changeable(caller, product_id)
-        urls = delete_product_rows([product.id])
-    delete_files(storage, urls)
+        urls = pictures.delete_product_rows([product.id])
+    pictures.delete_files(storage, urls)
 
 
 def set_status(caller, product_id, status, qiyeweixin=False):
@@ -424,52 +423,3 @@ def set_status(caller, product_id, status, qiyeweixin=False):
             _require_may_change(caller, product.product_type)
         Product.update(status=status).where(Product.id == product.id).execute()
     return {"product_id": product.id, "status": PRODUCT_STATUS_LABELS[status], "status_code": status}
-
-
-# ---- deleting rows and files -------------------------------------------------------------------------
-
-_BATCH = 500  # ids per IN (...) list, well under every database's parameter limit
-
-
-def _delete_pictures(*conditions):
-    """Delete the picture rows matching `conditions`; return their URLs."""
-    rows = ProductPicture.select(ProductPicture.id, ProductPicture.url).where(*conditions)
-    urls = [p.url for p in rows]
-    ProductPicture.delete().where(*conditions).execute()
-    return urls
-
-
-def delete_product_rows(product_ids):
-    """Delete products with their articles and picture rows, in the caller's transaction.
-
-    Returns the URLs of the pictures whose files must go once that transaction has committed
-    (see delete_files)."""
-    urls = []
-    product_ids = list(product_ids)
-    for start in range(0, len(product_ids), _BATCH):
-        batch = product_ids[start:start + _BATCH]
-        urls += _delete_pictures(ProductPicture.product.in_(batch))
-        ProductArticle.delete().where(ProductArticle.product.in_(batch)).execute()
-        Product.delete().where(Product.id.in_(batch)).execute()
-    return urls
-
-
-def delete_files(storage, urls):
-    """Remove picture files once the transaction that deleted their rows has committed (at once outside
-    one; never if it rolls back, so no row is left without its file)."""
-    after_commit(lambda: _delete_unreferenced_files(storage, urls))
-
-
-def _delete_unreferenced_files(storage, urls):
-    """A URL that some picture row still names is kept; a file that cannot be removed is logged, not
-    raised: its rows are gone."""
-    urls = set(urls)
-    for start in range(0, len(urls), _BATCH):
-        batch = sorted(urls)[start:start + _BATCH]
-        urls -= {u for (u,) in ProductPicture.select(ProductPicture.url).where(
-            ProductPicture.url.in_(batch)).tuples()}
-    for url in urls:
-        try:
-            storage.delete(url)
-        except OSError:
-            log.warning("could not delete picture file %s", url, exc_info=True)

@@ -15,7 +15,7 @@ from models import (
 from services import auth
 from services.errors import FormInvalid, NameExists, NotOnSelf
 from services.listing import format_datetime, old_filters, page
-from services.products import delete_files, delete_product_rows
+from services.pictures import delete_files, delete_product_rows
 from services.records import check_name_free, integrity_error_as, locked_row, visible_row
 
 USER_STATUS_LABELS = {USER_ENABLED: "启用", USER_DISABLED: "未启用"}
