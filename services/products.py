@@ -35,7 +35,6 @@ from services.forms import Int, Str
 from services.listing import DATETIME_FORMAT, MAX_LENGTH
 from services.records import visible_row
 
-
 MAX_CONTENT = 20000  # characters of one article's text
 
 # The `status` filter of product_list: 1 = on shelf (published or recommended), 2 = off shelf.
