@@ -44,6 +44,7 @@ from handlers import users as user_handlers
 from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
 from services import auth, calls, pictures, stats
 from storage import make_storage
+from storage.base import StorageConfigError
 from storage.local import HOST_TAG
 from version import VERSION
 from workers import Workers
@@ -626,7 +627,10 @@ def main(argv=None):
     if hasattr(args, "data_dir"):
         config_module.place_data(settings, args.data_dir)
     configure_logging(settings["logging"]["level"])
-    args.command(settings, args)
+    try:
+        args.command(settings, args)
+    except StorageConfigError as e:  # found when the storage is made, after the settings were read
+        sys.exit(f"configuration error: {e}")
 
 
 if __name__ == "__main__":

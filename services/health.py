@@ -3,7 +3,6 @@ written, is there room left on the disks."""
 import contextlib
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import peewee as pw
@@ -56,11 +55,9 @@ def database_writable():
 
 
 def storage_writable(storage):
-    """True if a file can be created in both folders the local storage writes to (pictures, staging)."""
+    """True if the storage can write finished files and staged chunks now."""
     try:
-        for folder in (storage.root, storage.staging):
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".healthz-"):
-                pass
+        storage.check_writable()
         return True
     except OSError as e:
         log.warning("health: storage is not writable: %s", e)
@@ -68,15 +65,12 @@ def storage_writable(storage):
 
 
 def free_bytes(storage):
-    """The least free space of the disks holding the pictures, the staging and a SQLite database."""
-    folders = [storage.root, storage.staging]
+    """The least free space of the disks holding the storage's files and a SQLite database."""
+    free = [storage.free_bytes()]
     if isinstance(db.obj, pw.SqliteDatabase) and db.obj.database not in ("", ":memory:"):
-        folders.append(Path(db.obj.database).resolve().parent)
-    free = []
-    for folder in folders:
-        with contextlib.suppress(OSError):  # a folder that is gone: storage_writable says so
-            free.append(shutil.disk_usage(folder).free)
-    return min(free, default=0)
+        with contextlib.suppress(OSError):
+            free.append(shutil.disk_usage(Path(db.obj.database).resolve().parent).free)
+    return min((f for f in free if f is not None), default=0)
 
 
 def check(storage, min_free_bytes=0):
