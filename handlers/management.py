@@ -1,4 +1,4 @@
-"""The shape the management areas (users, roles, companies) share, in the seed's style: a paged list (GET)
+"""The shape the management areas (users, roles, companies) share (docs/api.md sections 5 to 7): a paged list (GET)
 and `add/0`, `update/{id}`, `delete/{id}` (POST, administrators only).
 
 An area subclasses these, names its forms and makes its one service call in `rows`, `add`, `update` or

@@ -221,7 +221,7 @@ def _complete_form(limits):
 
 
 def _answer(picture):
-    """The seed's ret_data, and beside it the old server's flat keys (old clients read those)."""
+    """`ret_data` (docs/api.md section 9.1), and beside it the old server's flat keys (old clients read those)."""
     return {"ret_data": {"picture_id": picture.id, "picture_url": picture.url},
             "picture_type": picture.picture_type, "picture_id": picture.id, "picture_url": picture.url}
 
@@ -339,7 +339,7 @@ def _joined(storage, key, chunk_num, limits):
 
 
 def _new_name():
-    """Like the seed's 20180628140645880613, plus random hex so two processes never pick the same."""
+    """Like the old system's 20180628140645880613, plus random hex so two processes never pick the same."""
     return clock.now().astimezone().strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(3)
 
 

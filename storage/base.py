@@ -6,7 +6,7 @@ live in the backend (not in a process's memory), so every process sees the same 
 """
 
 URL_PREFIX = "statics/"
-PICTURE_FOLDER = "zhugeleida/imgs/qiyeweixin/product"  # the seed's URL scheme for product pictures
+PICTURE_FOLDER = "zhugeleida/imgs/qiyeweixin/product"  # the old system's URL scheme for product pictures
 # Everything the service stores lives under URLs statics/zhugeleida/...; anything else under statics/
 # ships with the service (the console) and is not data.
 UPLOADS_FOLDER = "zhugeleida"

@@ -23,7 +23,7 @@ from tests.product_data import (
 
 MAX_ID = 2**31 - 1
 ADDED = {"code": 200, "msg": "添加成功", "data": {}}
-CHANGED = {"code": 200, "msg": "添加成功", "data": {}}  # update answers the seed's text
+CHANGED = {"code": 200, "msg": "添加成功", "data": {}}  # update answers the old system's text
 DELETED = {"code": 200, "msg": "删除成功", "data": {}}
 
 
