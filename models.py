@@ -9,9 +9,9 @@ import errno
 import logging
 import select
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import peewee as pw
 from playhouse.db_url import connect as connect_url
@@ -48,6 +48,10 @@ def now() -> datetime.datetime:
 
 
 class BaseModel(pw.Model):
+    # Peewee gives every model without a primary key of its own an auto-increment `id`; declared here, once,
+    # for the type checker only (an annotation without a value adds no column).
+    id: "pw.AutoField[int]"
+
     class Meta:
         database = db
         legacy_table_names = False
@@ -95,6 +99,8 @@ class User(BaseModel):
     # Set when an administrator resets the password: login says so (is_reset_password) until the user
     # chooses their own with modify_password.
     must_change_password = pw.BooleanField(default=False)
+    company_id: int  # the foreign keys' columns, made by Peewee
+    role_id: int
 
     @property
     def is_admin(self):
@@ -329,14 +335,29 @@ commit_gate = CommitGate()
 _READS = ("SELECT", "PRAGMA", "BEGIN", "SAVEPO", "RELEAS", "ROLLBA")  # statements that never persist anything
 
 
-class _FaultAware:
+if TYPE_CHECKING:
+    class _Database(pw.Database):
+        """The mix-in's super(): a Peewee database (it is mixed into one at run time), with the private
+        members used here, which Peewee's type stubs leave out."""
+        _state: Any
+
+        def _connect(self) -> Any: ...
+
+        def _close(self, conn: Any) -> None: ...
+
+        def _execute_cursor(self, sql: str, params: Any, **options: Any) -> Any: ...
+else:
+    _Database = object
+
+
+class _FaultAware(_Database):
     """Mixed into the database classes: keeps each thread's connection (so a stop can interrupt it),
     counts what committed (so a call that did nothing may be retried), and passes every commit
     through the commit gate."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._live = {}  # thread id -> its connection
+        self._live: dict[int, Any] = {}  # thread id -> its connection
 
     def _connect(self):
         conn = super()._connect()
@@ -486,7 +507,7 @@ def connect(url, busy_timeout_ms=5000):
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        database = SqliteDatabase(path, pragmas={
+        database: pw.Database = SqliteDatabase(path, pragmas={
             "journal_mode": "wal",
             "foreign_keys": 1,
             "busy_timeout": busy_timeout_ms,
@@ -611,6 +632,11 @@ def after_commit(job):
         job()
 
 
+def tuples(query: pw.Query) -> Iterator[tuple[Any, ...]]:
+    """The rows of `query` as tuples (Peewee's `.tuples()`, whose rows its type stubs call models)."""
+    return iter(cast(Iterable[tuple[Any, ...]], query.tuples()))
+
+
 def read_snapshot():
     """A read-only transaction whose statements all see one snapshot (SQLite's deferred transaction does;
     PostgreSQL needs REPEATABLE READ), for answers assembled from several queries."""
@@ -635,7 +661,7 @@ class _Slot(pw.Node):
         self.name = name
 
     def __sql__(self, ctx: pw.Context) -> pw.Context:
-        ctx._values.append(self)  # replaced by the named value when the query runs
+        _parts(ctx)[1].append(self)  # replaced by the named value when the query runs
         return ctx.literal(ctx.state.param or "?")
 
 
@@ -651,16 +677,23 @@ class _Repeated(pw.SQL):
         self.opening, self.closing = opening, closing
 
     def __sql__(self, ctx: pw.Context) -> pw.Context:
-        item = ctx.as_new().sql(self.template)
-        ctx._sql.append(_RepeatPlan(self.name, "".join(item._sql), _plan(item._values), self.fields,
+        item_sql, item_values = _parts(ctx.as_new().sql(self.template))
+        _parts(ctx)[0].append(_RepeatPlan(self.name, "".join(item_sql), _plan(item_values), self.fields,
                                     self.opening, self.closing))
-        ctx._values.append(self)
+        _parts(ctx)[1].append(self)
         return ctx
 
 
 class _RepeatPlan(str):
     """A compiled _Repeated: one item's SQL and where its parameters come from. A string (its text the
     one-item form) because Peewee joins a rendered node's parts to look at it, as for an IN list."""
+
+    name: str
+    sql: str
+    plan: list
+    fields: int | None
+    opening: str
+    closing: str
 
     def __new__(cls, name: str, sql: str, plan: list, fields: int | None, opening: str,
                 closing: str) -> "_RepeatPlan":
@@ -679,6 +712,11 @@ class _RepeatPlan(str):
             named = item if self.fields is not None else (item,)
             params += [named[int(source)] if source is not None else constant for source, constant in self.plan]
         return self.opening + ", ".join([self.sql] * len(items)) + self.closing, params
+
+
+def _parts(ctx: pw.Context) -> tuple[list, list]:
+    """The SQL fragments and parameters a Context has gathered (Peewee's type stubs leave them out)."""
+    return ctx._sql, ctx._values  # type: ignore[attr-defined]
 
 
 def _plan(values: list) -> list:
@@ -719,9 +757,8 @@ class CompiledQuery:
         self._compiled: dict[type, tuple[list, list]] = {}
 
     def _compile(self) -> tuple[list, list]:
-        ctx = db.get_sql_context()
-        ctx.sql(self._build(Slots()))
-        return ctx._sql, _plan(ctx._values)
+        sql, values = _parts(db.get_sql_context().sql(self._build(Slots())))
+        return sql, _plan(values)
 
     def sql(self, **values: Any) -> tuple[str, list]:
         """The statement and its parameters for these values."""

@@ -168,9 +168,9 @@ class BaseHandler(tornado.web.RequestHandler):
         if spends:
             call.route = f"{type(self).__module__}.{type(self).__qualname__}"
             call.path_ids = tuple(self.path_args)
-            call.query = sorted((k, [v.decode("utf-8", "replace") for v in values])
-                                for k, values in self.request.query_arguments.items()
-                                if k not in calls.SIGNING_PARAMS)
+            call.query = tuple(sorted((k, [v.decode("utf-8", "replace") for v in values])
+                                      for k, values in self.request.query_arguments.items()
+                                      if k not in calls.SIGNING_PARAMS))
             call.content_type = self.request.headers.get("Content-Type", "")
             call.body = self.request.body or b""
         return call
@@ -276,7 +276,7 @@ def log_request(handler):
     line = (f"request_id={getattr(handler, 'request_id', '-')} {request.method} {request.path} "
             f"status={handler.get_status()} code={getattr(handler, 'envelope_code', '-')} "
             f"{1000 * request.request_time():.1f}ms user={user.id if user else '-'}")
-    log.handle(log.makeRecord(log.name, level, "", 0, line, None, None))
+    log.handle(log.makeRecord(log.name, level, "", 0, line, (), None))
 
 
 def api(path, handler, area="admin"):

@@ -3,15 +3,17 @@ and `add/0`, `update/{id}`, `delete/{id}` (POST, administrators only).
 
 An area subclasses these, names its forms and makes its one service call in `rows`, `add`, `update` or
 `remove`; checking the role, validating, parsing the path id and the reply happen here."""
+from collections.abc import Mapping
+
 from handlers.base import ID, BaseHandler, api, path_id
-from services.forms import validate
+from services.forms import Field, validate
 from services.listing import MANAGEMENT_FORM
 
 
 class ListHandler(BaseHandler):
     admin_only = True
     inline_read = True
-    filters = {}  # filter fields beside current_page and length
+    filters: Mapping[str, Field] = {}  # filter fields beside current_page and length
 
     async def get(self):
         self.reply(await self.rows(validate({**MANAGEMENT_FORM, **self.filters}, self.args())))
@@ -22,7 +24,11 @@ class ListHandler(BaseHandler):
 
 class AddHandler(BaseHandler):
     admin_only = True
-    form = {}
+
+    @property
+    def form(self) -> Mapping[str, Field]:
+        """The fields of an addition (a subclass names them, or computes them from the settings)."""
+        return {}
 
     async def post(self):
         self.reply(await self.add(validate(self.form, self.args())), "添加成功")
@@ -33,8 +39,9 @@ class AddHandler(BaseHandler):
 
 class UpdateHandler(BaseHandler):
     admin_only = True
-    form = {}
-    keep_if_absent = ()  # fields left as they are when the request does not send them (the old forms do not)
+    form: Mapping[str, Field] = {}
+    # fields left as they are when the request does not send them (the old forms do not)
+    keep_if_absent: tuple[str, ...] = ()
 
     async def post(self, object_id):
         object_id = path_id(object_id)

@@ -1,4 +1,7 @@
 """The dashboard statistics (docs/api.md section 10)."""
+from collections.abc import Callable
+from typing import Any
+
 from handlers.base import BaseHandler, api
 from services import stats
 from services.forms import Int, validate
@@ -10,7 +13,8 @@ LINE_FORM = {**COMPANY_FORM, "days": Int(min=1, max=90), "index_type": Int(min=1
 class CompanyStatsHandler(BaseHandler):
     """GET: `view(caller, company_id, settings)` for the caller's company or the one named."""
 
-    view = None  # not inline_read: today is counted from raw records, which a busy day makes slow
+    # not inline_read: today is counted from raw records, which a busy day makes slow
+    view: Callable[[Any, int | None, dict], dict]
 
     async def get(self):
         form = validate(COMPANY_FORM, self.args())

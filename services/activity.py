@@ -32,6 +32,7 @@ from models import (
     FollowUp,
     User,
     insert_rows,
+    tuples,
     write_transaction,
 )
 from services import clock, stats
@@ -88,8 +89,10 @@ def _schemas(tz, latest):
 
 
 EXTRA_FIELD = {"binding": "source", "follow_up": "content", "access": "action"}
-MODELS = {"binding": CustomerBinding, "follow_up": FollowUp, "access": AccessEvent}
-EXTRA_COLUMN = {"binding": CustomerBinding.source, "follow_up": FollowUp.content, "access": AccessEvent.action}
+EventModel = type[CustomerBinding] | type[FollowUp] | type[AccessEvent]
+MODELS: dict[str, EventModel] = {"binding": CustomerBinding, "follow_up": FollowUp, "access": AccessEvent}
+EXTRA_COLUMN: dict[str, pw.Field] = {"binding": CustomerBinding.source, "follow_up": FollowUp.content,
+                                    "access": AccessEvent.action}
 
 
 def validate_records(raw_records, settings, now=None, labels=None):
@@ -163,8 +166,8 @@ def _write(records, companies, settings, now):
             rows[r.kind].append((company, found[company, r.openid], r.user_id, r.extra, r.at, r.record_id))
         stored = {}
         for kind, model in MODELS.items():
-            fields = [model.company, model.customer, model.user, EXTRA_COLUMN[kind], model.happened_at,
-                      model.record_id]
+            fields: list[pw.Field] = [model.company, model.customer, model.user, EXTRA_COLUMN[kind],
+                                      model.happened_at, model.record_id]
             # A concurrent batch may have just stored a record with the same id: that row is left out.
             has_ids = any(row[-1] is not None for row in rows[kind])
             stored[kind] = insert_rows(model, fields, rows[kind], ignore_conflicts=has_ids)
@@ -203,8 +206,12 @@ def _stored_record_ids(model, company, record_ids):
     return stored
 
 
-_STORED_RECORD_IDS = {model: CompiledQuery(lambda slot, model=model: model.select(model.record_id).where(
-    model.company == slot("company"), model.record_id.in_(slot.each("record_ids")))) for model in MODELS.values()}
+def _stored_record_ids_query(model: EventModel) -> CompiledQuery:
+    return CompiledQuery(lambda slot: model.select(model.record_id).where(
+        model.company == slot("company"), model.record_id.in_(slot.each("record_ids"))))
+
+
+_STORED_RECORD_IDS = {model: _stored_record_ids_query(model) for model in MODELS.values()}
 
 
 def user_companies(caller, records, labels=None):
@@ -213,7 +220,7 @@ def user_companies(caller, records, labels=None):
     ids = {r.user_id for r in records}
     found = {}
     for chunk in pw.chunked(sorted(ids), 500):
-        found.update(User.select(User.id, User.company).where(User.id.in_(chunk)).tuples())
+        found.update(tuples(User.select(User.id, User.company).where(User.id.in_(chunk))))
     if caller is not None and not caller.is_admin:
         found = {user: company for user, company in found.items() if company == caller.company_id}
     missing = [(index, r) for index, r in enumerate(records) if r.user_id not in found]
@@ -253,7 +260,7 @@ def _first_binding_moves(bound):
     earliest binding) whose first binding this batch moves earlier."""
     firsts = {}
     for chunk in pw.chunked(list(bound), 500):
-        firsts.update(Customer.select(Customer.id, Customer.first_bound_at).where(Customer.id.in_(chunk)).tuples())
+        firsts.update(tuples(Customer.select(Customer.id, Customer.first_bound_at).where(Customer.id.in_(chunk))))
     return [(customer_id, at, firsts[customer_id]) for customer_id, at in bound.items()
             if firsts[customer_id] is None or at < firsts[customer_id]]
 

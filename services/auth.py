@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import secrets
 
+import peewee as pw
+
 from models import (
     USER_ENABLED,
     Company,
@@ -150,7 +152,7 @@ def login(login_name, password, settings, address="-"):
     if user.status != USER_ENABLED:
         _release_attempt(name_key, address_key)
         raise AccountDisabled()
-    updates = {User.last_login_date: now()}
+    updates: dict[pw.Field, object] = {User.last_login_date: now()}
     if _is_legacy_md5(user.password_hash):
         updates[User.password_hash] = hash_password(password, auth["scrypt_n"])
     with db.atomic():
@@ -203,9 +205,10 @@ def _load_signer(user_id):
     if not rows:
         return None
     values = iter(rows[0])
-    user, company = ({f.name: f.python_value(next(values)) for f in fields} for fields in _SIGNER_FIELDS)
-    user = User(**user)
-    user.company = Company(**company)
+    user_fields, company_fields = ({f.name: f.python_value(next(values)) for f in fields}
+                                   for fields in _SIGNER_FIELDS)
+    user = User(**user_fields)
+    user.company = Company(**company_fields)
     return user
 
 

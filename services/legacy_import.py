@@ -725,7 +725,7 @@ class Importer:
         started = time.monotonic()
         tz = clock.zone(self.settings)
         yesterday = clock.local_today(self.settings) - datetime.timedelta(days=1)
-        if self.first_event is not None:
+        if self.first_event is not None and self.last_event is not None:  # set together
             first = clock.local_day(datetime.datetime.fromisoformat(self.first_event), tz)
             last = min(clock.local_day(datetime.datetime.fromisoformat(self.last_event), tz), yesterday)
             if first <= last:

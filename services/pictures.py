@@ -16,7 +16,17 @@ from collections.abc import Iterable
 
 import peewee as pw
 
-from models import Company, Product, ProductArticle, ProductPicture, after_commit, locked, now, write_transaction
+from models import (
+    Company,
+    Product,
+    ProductArticle,
+    ProductPicture,
+    after_commit,
+    locked,
+    now,
+    tuples,
+    write_transaction,
+)
 from services import chunk_stream, clock, images
 from services.errors import FormInvalid, NotFound, TooLarge, invalid
 from services.forms import Int, Str, validate
@@ -383,8 +393,8 @@ def _delete_unreferenced_files(storage: Storage, urls: list[str]) -> None:
     candidates = sorted(set(urls))
     named = set()
     for batch in pw.chunked(candidates, _BATCH):  # batches of the fixed list: each URL is looked up once
-        named.update(u for (u,) in ProductPicture.select(ProductPicture.url).where(
-            ProductPicture.url.in_(batch)).tuples())
+        named.update(u for (u,) in tuples(ProductPicture.select(ProductPicture.url).where(
+            ProductPicture.url.in_(batch))))
     for url in candidates:
         if url in named:
             continue
@@ -433,14 +443,14 @@ def expire_unattached(storage, settings):
     unattached = ProductPicture.product.is_null() & (ProductPicture.create_date < cutoff)
     removed = 0
     while True:
-        candidates = dict(ProductPicture.select(ProductPicture.id, ProductPicture.url).where(unattached)
-                          .limit(_EXPIRE_BATCH).tuples())
+        candidates = dict(tuples(ProductPicture.select(ProductPicture.id, ProductPicture.url).where(unattached)
+                                 .limit(_EXPIRE_BATCH)))
         if not candidates:
             break
         # the condition again: a product saved meanwhile keeps its pictures
         ProductPicture.delete().where(ProductPicture.id.in_(list(candidates)) & unattached).execute()
-        kept = {i for (i,) in ProductPicture.select(ProductPicture.id).where(
-            ProductPicture.id.in_(list(candidates))).tuples()}
+        kept = {i for (i,) in tuples(ProductPicture.select(ProductPicture.id).where(
+            ProductPicture.id.in_(list(candidates))))}
         delete_files(storage, [url for i, url in candidates.items() if i not in kept])
         removed += len(candidates) - len(kept)
         if kept:  # attached meanwhile: the next round would find the rest, not these

@@ -7,6 +7,7 @@ any user of the product's company. Another company's product does not exist for 
 Writes run in one write_transaction(); picture files are removed only after it commits.
 """
 import datetime
+import functools
 import threading
 
 import peewee as pw
@@ -27,6 +28,7 @@ from models import (
     User,
     db,
     locked,
+    tuples,
     write_transaction,
 )
 from services import pictures
@@ -84,8 +86,10 @@ def _count_query(slot, by_company, by_name):
 
 
 _SHAPES = [(c, n) for c in (False, True) for n in (False, True)]
-_LIST = {shape: CompiledQuery(lambda slot, shape=shape: _list_query(slot, *shape)) for shape in _SHAPES}
-_COUNT = {shape: CompiledQuery(lambda slot, shape=shape: _count_query(slot, *shape)) for shape in _SHAPES}
+_LIST = {shape: CompiledQuery(functools.partial(_list_query, by_company=shape[0], by_name=shape[1]))
+         for shape in _SHAPES}
+_COUNT = {shape: CompiledQuery(functools.partial(_count_query, by_company=shape[0], by_name=shape[1]))
+          for shape in _SHAPES}
 
 
 class SqliteCountCache:
@@ -344,8 +348,8 @@ def _save_articles(product, items):
     this product's), the others are added, and articles no longer listed are deleted."""
     texts = [item for item in items if item["picture_id"] is None]
     ids = [item["article_id"] for item in texts if item["article_id"] is not None]
-    own = {a for (a,) in ProductArticle.select(ProductArticle.id).where(
-        ProductArticle.product == product.id, ProductArticle.id.in_(ids)).tuples()} if ids else set()
+    own = {a for (a,) in tuples(ProductArticle.select(ProductArticle.id).where(
+        ProductArticle.product == product.id, ProductArticle.id.in_(ids)))} if ids else set()
     for i, item in enumerate(items):
         if item["article_id"] is not None and item["article_id"] not in own:
             raise NotFound("文章不存在", data={f"article_data[{i}].article_id": ["文章不存在"]})

@@ -35,6 +35,7 @@ from models import (
     User,
     locked,
     read_snapshot,
+    tuples,
     write_transaction,
 )
 from services import clock
@@ -351,7 +352,7 @@ def _rollup_view():
         return
     with read_snapshot():
         state = RollupState.get_by_id(ROLLUP)
-        stale = RollupStale.select(RollupStale.day).where(RollupStale.day <= state.done_through).tuples()
+        stale = tuples(RollupStale.select(RollupStale.day).where(RollupStale.day <= state.done_through))
         yield state.done_through, frozenset(day for (day,) in stale)
 
 
@@ -431,7 +432,7 @@ def _rolled_days(company_id, days):
     """{day: {metric: n}} of the company's roll-up rows for `days`."""
     query = DailyStats.select(DailyStats.day, *(getattr(DailyStats, m) for m in METRICS)).where(
         DailyStats.company == company_id, DailyStats.day.in_(sorted(days)))
-    return {day: dict(zip(METRICS, figures, strict=True)) for day, *figures in query.tuples()}
+    return {day: dict(zip(METRICS, figures, strict=True)) for day, *figures in tuples(query)}
 
 
 def acount_data(caller, company_id, settings, now=None):
@@ -464,8 +465,8 @@ def _daily_values(company_id, metric, first, last, tz, done_through, stale):
     values = {}
     if done_through is not None and done_through >= first:
         column = getattr(DailyStats, metric)
-        values.update(DailyStats.select(DailyStats.day, column).where(
-            DailyStats.company == company_id, DailyStats.day.between(first, min(last, done_through))).tuples())
+        values.update(tuples(DailyStats.select(DailyStats.day, column).where(
+            DailyStats.company == company_id, DailyStats.day.between(first, min(last, done_through)))))
     for day in days_between(first, last):
         if done_through is None or day > done_through or day in stale:
             end = clock.day_start(day + datetime.timedelta(days=1), tz)

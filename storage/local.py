@@ -227,7 +227,9 @@ class LocalChunkWriter:
     is renamed to on commit(). Both are in staging, so the rename is all it takes."""
 
     def __init__(self, temp_folder, prefix, folder_for):
-        self.folder, self.index, self._folder_for = None, None, folder_for
+        self.folder: Path | None = None
+        self.index: int | None = None
+        self._folder_for = folder_for
         self._lock = threading.Lock()
         self._state = "open"
         fd, self._temp = _create_in(temp_folder, f"{prefix}.{HOST_TAG}.", PART_SUFFIX)
@@ -244,14 +246,17 @@ class LocalChunkWriter:
 
     def commit(self):
         """Rename the chunk into place; True if it was still open (not aborted meanwhile)."""
+        folder = self.folder
+        if folder is None:
+            raise RuntimeError("commit() before place(): the chunk belongs to no upload")
         with self._lock:
             if self._state != "open":
                 return False
             self._file.close()
             for attempt in (1, 2):
-                self.folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.replace(self._temp, self.folder / f"{self.index}{CHUNK_SUFFIX}")
+                    os.replace(self._temp, folder / f"{self.index}{CHUNK_SUFFIX}")
                     break
                 except FileNotFoundError:  # an abort or expiry removed the empty folder just now
                     if attempt == 2:
