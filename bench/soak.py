@@ -61,7 +61,9 @@ class Client:
 
     def round(self, jpeg):
         account = self.account
-        self.call("GET", LIST, account.params(product_type=2))
+        # Every signed call takes its own timestamp: a GET's signature is noted too, so a POST signed at the
+        # same millisecond by another client would be refused as a replay.
+        self.call("GET", LIST, account.params(next(self.stamps), product_type=2))
         form = urllib.parse.urlencode({"product_type": 2, "name": "门票", "price": "228", "reason": "好",
                                        "cover_picture_id": "[]"})
         self.call("POST", ADD_PRODUCT, account.params(next(self.stamps)), form)
