@@ -246,12 +246,12 @@ class LocalChunkWriter:
 
     def commit(self):
         """Rename the chunk into place; True if it was still open (not aborted meanwhile)."""
-        folder = self.folder
-        if folder is None:
-            raise RuntimeError("commit() before place(): the chunk belongs to no upload")
         with self._lock:
             if self._state != "open":
                 return False
+            folder = self.folder
+            if folder is None:
+                raise RuntimeError("commit() before place(): the chunk belongs to no upload")
             self._file.close()
             for attempt in (1, 2):
                 folder.mkdir(parents=True, exist_ok=True)
