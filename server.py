@@ -41,7 +41,7 @@ from handlers import products as product_handlers
 from handlers import roles as role_handlers
 from handlers import stats as stats_handlers
 from handlers import users as user_handlers
-from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request
+from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request, routes_declaring_access
 from services import auth, calls, pictures, stats
 from storage import make_storage
 from storage.base import StorageConfigError
@@ -113,7 +113,7 @@ def make_app(settings, workers=None):
     routes = [route for module in HANDLER_MODULES for route in module.default_handlers]
     storage = make_storage(settings)
     return Application(
-        routes + picture_handlers.static_routes(storage),
+        routes_declaring_access(routes + picture_handlers.static_routes(storage)),
         config=settings,
         executor=workers or Workers(settings["server"]["worker_threads"]),
         storage=storage,

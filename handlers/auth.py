@@ -2,6 +2,7 @@
 from handlers.base import BaseHandler, api
 from services import auth
 from services.forms import Str, validate
+from services.scope import MEMBER, PUBLIC
 
 LOGIN_FORM = {"username": Str(max_length=64), "password": Str(max_length=128)}
 
@@ -31,7 +32,7 @@ def login_data(user, previous_login):
 
 
 class LoginHandler(BaseHandler):
-    signed = False
+    access = PUBLIC
 
     async def post(self):
         form = validate(LOGIN_FORM, self.args())
@@ -41,12 +42,15 @@ class LoginHandler(BaseHandler):
 
 
 class LogoutHandler(BaseHandler):
+    access = MEMBER
+
     async def post(self):
         await self.call(auth.logout)
         self.reply({}, "退出成功")
 
 
 class ModifyPasswordHandler(BaseHandler):
+    access = MEMBER
     keeps_answer = False  # the new token: a retry is refused, and the user logs in with the new password
 
     async def post(self):

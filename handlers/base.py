@@ -9,8 +9,9 @@ import tornado.httputil
 import tornado.web
 
 from services import calls
-from services.errors import BadMethod, FormInvalid, NotFound, ServiceError, Stopping, TooLarge, WrongType
+from services.errors import BadMethod, Forbidden, FormInvalid, NotFound, ServiceError, Stopping, TooLarge, WrongType
 from services.forms import MAX_ID, parse_json
+from services.scope import ACCESS_LEVELS, PUBLIC
 
 log = logging.getLogger("zgld.request")
 
@@ -38,11 +39,12 @@ def _signature_first(method):
 
 
 class BaseHandler(tornado.web.RequestHandler):
-    """Deny by default: every handler is signed unless it sets `signed = False`; a signed handler does its
-    work through call(), which checks the signature in the same job, and cannot answer 200 otherwise."""
+    """Deny by default: every handler declares who may call it in `access` (services.scope: PUBLIC, MEMBER,
+    ADMIN); one that does not is refused by make_app (routes_declaring_access) and, if routed anyway, answers
+    404. A MEMBER or ADMIN handler does its work through call(), which checks the signature and then the
+    declared access in the same job, and cannot answer 200 otherwise."""
 
-    signed = True
-    admin_only = False  # only administrators may call it (others get 404); checked with the signature
+    access: str | None = None  # undeclared: denied
     inline_read = False  # a GET whose work is a short read: on SQLite it runs on the event loop
     spends_signature = True  # a POST is done once per signature (the upload calls are exempt)
     keeps_answer = True  # False: the answer holds a secret, never stored for a retry (which is then refused)
@@ -117,6 +119,11 @@ class BaseHandler(tornado.web.RequestHandler):
     # ---- the pieces every handler uses ----
 
     @property
+    def signed(self) -> bool:
+        """Anything not declared PUBLIC needs a signature (an undeclared handler too: prepare() refuses it)."""
+        return self.access != PUBLIC
+
+    @property
     def config(self):
         return self.settings["config"]
 
@@ -163,7 +170,7 @@ class BaseHandler(tornado.web.RequestHandler):
         """What services.calls needs to know about this request."""
         spends = self.spends_signature and self.request.method == "POST"
         call = calls.Call(params=self.query(), settings=self.config, seen=self.settings["signatures"],
-                          spends=spends, admin_only=self.admin_only, max_age_seconds=self.signature_max_age(),
+                          spends=spends, access=self.access or "", max_age_seconds=self.signature_max_age(),
                           keeps_answer=self.keeps_answer)
         if spends:
             call.route = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -198,6 +205,8 @@ class BaseHandler(tornado.web.RequestHandler):
                                                                         method.lower(), None)
 
     async def prepare(self):
+        if self.access not in ACCESS_LEVELS:  # a route added past make_app's check: denied all the same
+            raise Forbidden()
         if self.request.method == "OPTIONS":
             return self.preflight()
         if not self._implements(self.request.method):
@@ -241,7 +250,7 @@ class BaseHandler(tornado.web.RequestHandler):
 class NotFoundHandler(BaseHandler):
     """Unknown paths: HTTP 404 with envelope code 404, whatever the method."""
 
-    signed = False
+    access = PUBLIC
     SUPPORTED_METHODS = HTTP_METHODS
 
     async def prepare(self):
@@ -257,7 +266,7 @@ class NotFoundHandler(BaseHandler):
 class PayloadTooLargeHandler(BaseHandler):
     """Takes over a request whose declared body exceeds server.max_body_bytes, before the body is read."""
 
-    signed = False
+    access = PUBLIC
     SUPPORTED_METHODS = HTTP_METHODS
 
     async def prepare(self):
@@ -277,6 +286,17 @@ def log_request(handler):
             f"status={handler.get_status()} code={getattr(handler, 'envelope_code', '-')} "
             f"{1000 * request.request_time():.1f}ms user={user.id if user else '-'}")
     log.handle(log.makeRecord(log.name, level, "", 0, line, (), None))
+
+
+def routes_declaring_access(routes: list) -> list:
+    """The routes, once every handler has said who may call it (`access`, services.scope): an app with an
+    undeclared handler is not built, so no route ships open by forgetting."""
+    for route in routes:
+        pattern, handler = route[0], route[1]
+        if getattr(handler, "access", None) not in ACCESS_LEVELS:
+            raise TypeError(f"{handler.__name__} ({pattern}) declares no access: set access to one of "
+                            f"{', '.join(ACCESS_LEVELS)}")
+    return routes
 
 
 def api(path, handler, area="admin"):

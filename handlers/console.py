@@ -10,6 +10,7 @@ import tornado.web
 
 from handlers.base import to_json
 from services.errors import BadMethod
+from services.scope import PUBLIC
 
 CONSOLE_ROOT = Path(__file__).resolve().parent.parent / "statics" / "console"
 
@@ -19,6 +20,8 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; styl
 
 
 class ConsoleFileHandler(tornado.web.StaticFileHandler):
+    access = PUBLIC  # files: the page signs its own API calls
+
     def set_default_headers(self):
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         self.set_header("X-Content-Type-Options", "nosniff")

@@ -3,10 +3,11 @@ import logging
 
 from handlers.base import BaseHandler
 from services import health
+from services.scope import PUBLIC
 
 
 class HealthHandler(BaseHandler):
-    signed = False
+    access = PUBLIC
     log_level = logging.DEBUG  # polled every few seconds: keep it out of the INFO log
 
     async def get(self):

@@ -2,16 +2,18 @@
 and `add/0`, `update/{id}`, `delete/{id}` (POST, administrators only).
 
 An area subclasses these, names its forms and makes its one service call in `rows`, `add`, `update` or
-`remove`; checking the role, validating, parsing the path id and the reply happen here."""
+`remove`; the declared access (ADMIN, checked with the signature), validating, parsing the path id and the
+reply happen here."""
 from collections.abc import Mapping
 
 from handlers.base import ID, BaseHandler, api, path_id
 from services.forms import Field, validate
 from services.listing import MANAGEMENT_FORM
+from services.scope import ADMIN
 
 
 class ListHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     inline_read = True
     filters: Mapping[str, Field] = {}  # filter fields beside current_page and length
 
@@ -23,7 +25,7 @@ class ListHandler(BaseHandler):
 
 
 class AddHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
 
     @property
     def form(self) -> Mapping[str, Field]:
@@ -38,7 +40,7 @@ class AddHandler(BaseHandler):
 
 
 class UpdateHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     form: Mapping[str, Field] = {}
     # fields left as they are when the request does not send them (the old forms do not)
     keep_if_absent: tuple[str, ...] = ()
@@ -55,7 +57,7 @@ class UpdateHandler(BaseHandler):
 
 
 class DeleteHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
 
     async def post(self, object_id):
         await self.remove(path_id(object_id))

@@ -14,11 +14,13 @@ from tornado.http1connection import HTTP1Connection
 from handlers.base import BaseHandler, api
 from handlers.console import ConsoleFileHandler
 from services import calls, pictures
+from services.scope import MEMBER
 
 PICTURE_CACHE_SECONDS = 365 * 24 * 3600
 
 
 class UploadHandler(BaseHandler):
+    access = MEMBER
     spends_signature = False  # idempotent by design; a call signed afresh is settled once its form is read
 
     def signature_max_age(self):

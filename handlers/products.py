@@ -4,6 +4,7 @@ from models import PRODUCT_COMPANY, PRODUCT_OFF_SHELF, PRODUCT_ON_SHELF, PRODUCT
 from services import products
 from services.forms import Int, JsonList, Str, validate
 from services.listing import PAGE_FORM
+from services.scope import MEMBER
 
 PRODUCT_TYPE = Int(choices=(PRODUCT_COMPANY, PRODUCT_PERSONAL))
 SHELF_STATUS = (PRODUCT_ON_SHELF, PRODUCT_OFF_SHELF)
@@ -32,6 +33,7 @@ QIYEWEIXIN_STATUS_FORM = {"status": Int(choices=(*SHELF_STATUS, PRODUCT_RECOMMEN
 
 
 class ProductListHandler(BaseHandler):
+    access = MEMBER
     inline_read = True
 
     async def get(self):
@@ -40,6 +42,7 @@ class ProductListHandler(BaseHandler):
 
 
 class ProductSingleHandler(BaseHandler):
+    access = MEMBER
     inline_read = True
 
     async def get(self):
@@ -50,12 +53,15 @@ class ProductSingleHandler(BaseHandler):
 class ProductEditHandler(BaseHandler):
     """The old edit form's read of one product."""
 
+    access = MEMBER
+
     async def get(self):
         form = validate(EDIT_FORM, self.args())
         self.reply(await self.call(products.get_product_for_edit, **form))
 
 
 class ProductAddHandler(BaseHandler):
+    access = MEMBER  # company products: administrators only (products._require_may_change)
     async def post(self):
         form = validate(ADD_FORM, self.args())
         await self.call(products.add_product, form)
@@ -63,6 +69,7 @@ class ProductAddHandler(BaseHandler):
 
 
 class ProductUpdateHandler(BaseHandler):
+    access = MEMBER  # company products: administrators only (products._require_may_change)
     async def post(self, product_id):
         product_id = path_id(product_id)
         form = validate(PRODUCT_FORM, self.args())
@@ -71,12 +78,14 @@ class ProductUpdateHandler(BaseHandler):
 
 
 class ProductDeleteHandler(BaseHandler):
+    access = MEMBER  # company products: administrators only (products._require_may_change)
     async def post(self, product_id):
         await self.call(products.delete_product, path_id(product_id), self.settings["storage"])
         self.reply({}, "删除成功")
 
 
 class ProductStatusHandler(BaseHandler):
+    access = MEMBER  # company products: administrators only (products._require_may_change)
     form = STATUS_FORM
     qiyeweixin = False
 

@@ -5,6 +5,7 @@ from typing import Any
 from handlers.base import BaseHandler, api
 from services import stats
 from services.forms import Int, validate
+from services.scope import MEMBER
 
 COMPANY_FORM = {"company_id": Int(required=False)}  # administrators: any company; others: their own
 LINE_FORM = {**COMPANY_FORM, "days": Int(min=1, max=90), "index_type": Int(min=1, max=len(stats.METRICS))}
@@ -12,6 +13,8 @@ LINE_FORM = {**COMPANY_FORM, "days": Int(min=1, max=90), "index_type": Int(min=1
 
 class CompanyStatsHandler(BaseHandler):
     """GET: `view(caller, company_id, settings)` for the caller's company or the one named."""
+
+    access = MEMBER
 
     # not inline_read: today is counted from raw records, which a busy day makes slow
     view: Callable[[Any, int | None, dict], dict]
@@ -30,6 +33,8 @@ class AcountDataHandler(CompanyStatsHandler):
 
 
 class LineInfoHandler(BaseHandler):
+    access = MEMBER
+
     async def post(self):
         form = validate(LINE_FORM, self.args())
         self.reply(await self.call(stats.line_info, form["company_id"], form["days"],

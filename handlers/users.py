@@ -5,6 +5,7 @@ from handlers.management import AddHandler, DeleteHandler, ListHandler, UpdateHa
 from models import USER_DISABLED, USER_ENABLED
 from services import users
 from services.forms import Int, Str, validate
+from services.scope import ADMIN, MEMBER
 
 STATUS = Int(choices=(USER_ENABLED, USER_DISABLED))
 STATUS_FORM = {"status": STATUS}
@@ -33,7 +34,7 @@ UPDATE_FORM = {
 
 
 class UserListHandler(ListHandler):
-    admin_only = False
+    access = MEMBER  # an ordinary user lists their own company's users
     filters = {
         "username": Str(required=False, max_length=64),
         "role_id": Int(required=False),
@@ -69,7 +70,7 @@ class UserDeleteHandler(DeleteHandler):
 
 
 class UserResetPasswordHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
     keeps_answer = False  # a generated password is shown once and never stored
 
     async def post(self, user_id):
@@ -80,7 +81,7 @@ class UserResetPasswordHandler(BaseHandler):
 
 
 class UserStatusHandler(BaseHandler):
-    admin_only = True
+    access = ADMIN
 
     async def post(self, user_id):
         form = validate(STATUS_FORM, self.args())

@@ -35,7 +35,7 @@ from models import (
     tuples,
     write_transaction,
 )
-from services import clock, stats
+from services import clock, scope, stats
 from services.errors import FormInvalid, NotFound
 from services.forms import Field, Int, Str, parse_json, validate
 
@@ -221,8 +221,9 @@ def user_companies(caller, records, labels=None):
     found = {}
     for chunk in pw.chunked(sorted(ids), 500):
         found.update(tuples(User.select(User.id, User.company).where(User.id.in_(chunk))))
-    if caller is not None and not caller.is_admin:
-        found = {user: company for user, company in found.items() if company == caller.company_id}
+    limit = scope.limited_to(caller) if caller is not None else None
+    if limit is not None:
+        found = {user: company for user, company in found.items() if company == limit}
     missing = [(index, r) for index, r in enumerate(records) if r.user_id not in found]
     if missing:
         raise NotFound("用户不存在", data={

@@ -24,8 +24,8 @@ import orjson
 import peewee as pw
 
 from models import UsedSignature, db, write_transaction
-from services import auth
-from services.errors import Forbidden, TokenError
+from services import auth, scope
+from services.errors import TokenError
 
 log = logging.getLogger("zgld.signatures")
 
@@ -58,7 +58,7 @@ class Call:
     settings: dict
     seen: "SeenSignatures"
     spends: bool  # POST: once-only, retried from its stored answer
-    admin_only: bool = False
+    access: str = ""  # the handler's declaration (services.scope); none given: every caller is refused
     max_age_seconds: int | None = None  # the upload calls: their upload's expiry instead of the skew window
     notes_seen: bool = True  # False: add_picture settles its signature once its body has named the upload
     keeps_answer: bool = True  # False: an answer with a secret (a password, a token) is not stored for retries
@@ -77,11 +77,10 @@ class Call:
 
 
 def check(call):
-    """Check the signature and the caller's role; return the caller. Raises TokenError, AccountDisabled,
-    Forbidden."""
+    """Check the signature, then whether the handler's declared access admits the caller; return the
+    caller. Raises TokenError, AccountDisabled, Forbidden."""
     user = auth.authenticate(call.params, call.settings, call.max_age_seconds)
-    if call.admin_only and not user.is_admin:
-        raise Forbidden()
+    scope.check_access(call.access, user)
     call.user = user
     return user
 

@@ -31,7 +31,7 @@ from models import (
     tuples,
     write_transaction,
 )
-from services import pictures
+from services import pictures, scope
 from services.errors import Forbidden, FormInvalid, NotFound, invalid
 from services.forms import Int, Str
 from services.listing import DATETIME_FORMAT, MAX_LENGTH
@@ -134,17 +134,6 @@ def _publisher(product_type, company_name, owner_name):
     return company_name if product_type == PRODUCT_COMPANY else owner_name or ""
 
 
-def _list_company(caller, company_id):
-    """The company a list is limited to: administrators choose (or see all), others see their own."""
-    if caller.is_admin:
-        if company_id is not None and not Company.select().where(Company.id == company_id).exists():
-            raise NotFound("公司不存在")
-        return company_id
-    if company_id not in (None, caller.company_id):
-        raise NotFound("公司不存在")
-    return caller.company_id
-
-
 def _find(caller, product_id, lock=False):
     """The product if the caller may see it (administrators: any; others: their company's), else 302."""
     return visible_row(caller, Product, product_id, lock, "产品不存在")
@@ -174,7 +163,7 @@ def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=No
     64-bit OFFSET of SQLite and PostgreSQL.
     The rows in one query (the first cover from a subquery, not a query per row), the total in another
     unless SqliteCountCache still holds it; both compiled once."""
-    company_id = _list_company(caller, company_id)
+    company_id = scope.list_company_for(caller, company_id)
     length = min(length, MAX_LENGTH)
     shape = (company_id is not None, bool(product_name))
     status_a, status_b = LIST_STATUSES[status]
@@ -365,21 +354,12 @@ def _save_articles(product, items):
         ProductArticle.insert_many(new).execute()
 
 
-def _target_company(caller, company_id):
-    """The company a new product belongs to: the caller's, or for an administrator the one named."""
-    if company_id is None or company_id == caller.company_id:
-        return caller.company_id
-    if not caller.is_admin or not Company.select().where(Company.id == company_id).exists():
-        raise NotFound("公司不存在")
-    return company_id
-
-
 def add_product(caller, form):
     """Add a product with its covers, articles and intro pictures; all or nothing."""
     covers, items = _clean_contents(form)
     _require_may_change(caller, form["product_type"])
     with write_transaction():
-        company_id = _target_company(caller, form.get("company_id"))
+        company_id = scope.company_for(caller, form.get("company_id")).id
         product = Product.create(company=company_id, user=caller.id if form["product_type"] != PRODUCT_COMPANY
                                  else None, product_type=form["product_type"], name=form["name"],
                                  price=form["price"], reason=form["reason"])

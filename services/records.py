@@ -6,15 +6,18 @@ import contextlib
 import peewee as pw
 
 from models import locked
+from services import scope
 from services.errors import NameExists, NotFound
 
 
 def visible_row(caller, model, row_id, lock=False, missing_msg=None):
     """The row `row_id` of `model` (which has a `company`) if the caller may see it: administrators any
-    company's, others only their own; anything else does not exist for them (302)."""
+    company's, others only their own (services.scope.limited_to); anything else does not exist for them
+    (302)."""
     query = model.select().where(model.id == row_id)
-    if not caller.is_admin:
-        query = query.where(model.company == caller.company_id)
+    company = scope.limited_to(caller)
+    if company is not None:
+        query = query.where(model.company == company)
     row = (locked(query) if lock else query).first()
     if row is None:
         raise NotFound(missing_msg)

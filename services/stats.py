@@ -25,7 +25,6 @@ import peewee as pw
 
 from models import (
     AccessEvent,
-    Company,
     CompiledQuery,
     Customer,
     DailyStats,
@@ -38,8 +37,7 @@ from models import (
     tuples,
     write_transaction,
 )
-from services import clock
-from services.errors import NotFound
+from services import clock, scope
 
 log = logging.getLogger("zgld.stats")
 
@@ -320,15 +318,6 @@ def mark_stale(times, settings, now=None):
 
 # ---- answering the dashboard ---------------------------------------------------------------------------
 
-def target_company(caller, company_id):
-    """The company a statistics call is about: the caller's own by default; an administrator may name any
-    company; an ordinary user naming another company gets 302 (it does not exist for them)."""
-    if company_id is None or company_id == caller.company_id:
-        return caller.company
-    company = Company.get_or_none(Company.id == company_id) if caller.is_admin else None
-    if company is None:
-        raise NotFound("公司不存在")
-    return company
 
 
 def _progress_query():
@@ -437,7 +426,7 @@ def _rolled_days(company_id, days):
 
 def acount_data(caller, company_id, settings, now=None):
     """`count_data` all time including today; `yesterday_data`; the 7 and 30 whole days before today."""
-    company = target_company(caller, company_id)
+    company = scope.company_for(caller, company_id)
     today = clock.local_today(settings, now)
     day = datetime.timedelta(days=1)
     windows = [(None, today), (today - day, today - day), (today - 7 * day, today - day),
@@ -449,7 +438,7 @@ def acount_data(caller, company_id, settings, now=None):
 
 def line_info(caller, company_id, days, index_type, settings, now=None):
     """One point per day for the `days` days before today, oldest first; `index_type` 1..6 picks the metric."""
-    company = target_company(caller, company_id)
+    company = scope.company_for(caller, company_id)
     metric = METRICS[index_type - 1]
     today = clock.local_today(settings, now)
     first, last = today - datetime.timedelta(days=days), today - datetime.timedelta(days=1)
@@ -477,7 +466,7 @@ def _daily_values(company_id, metric, first, last, tz, done_through, stale):
 
 def home_page(caller, company_id, settings, now=None):
     """The company's card quota and validity, the caller's name, and its customers so far."""
-    company = target_company(caller, company_id)
+    company = scope.company_for(caller, company_id)
     today = clock.local_today(settings, now)
     opened = company.create_date.date()
     expires = company.expire_date

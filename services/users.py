@@ -12,7 +12,7 @@ from models import (
     locked,
     write_transaction,
 )
-from services import auth
+from services import auth, scope
 from services.errors import FormInvalid, NameExists, NotOnSelf
 from services.listing import format_datetime, old_filters, page
 from services.pictures import delete_files, delete_product_rows
@@ -105,7 +105,7 @@ def list_users(caller, form):
     """A page of users, newest first: the caller's company, or for an administrator all companies or the
     one named by `company_id`. Filters: `username` (substring), `role_id`, `status`, `position` (exact)."""
     query = User.select(User, Role, Company).join(Role).switch(User).join(Company).order_by(User.id.desc())
-    company_id = form["company_id"] if caller.is_admin else caller.company_id
+    company_id = scope.list_company_for(caller, form["company_id"])
     if company_id is not None:
         query = query.where(User.company == company_id)
     if form["username"]:
@@ -125,8 +125,8 @@ def list_users(caller, form):
 
 def add_user(caller, form, scrypt_n):
     """Add a user to the caller's company, or for an administrator to the company named by `company_id`."""
-    company_id = form["company_id"] if caller.is_admin and form["company_id"] else caller.company_id
-    user = create_user(company_id, form["role_id"], form["login_name"] or form["username"], form["username"],
+    company = scope.company_for(caller, form["company_id"])
+    user = create_user(company.id, form["role_id"], form["login_name"] or form["username"], form["username"],
                        form["password"], scrypt_n, position=form["position"], phone=form["phone"],
                        status=form["status"], mingpian_phone=form["mingpian_phone"])
     return {"id": user.id}
@@ -152,7 +152,8 @@ def update_user(caller, user_id, form):
         locked_row(Role, form["role_id"], NO_SUCH_ROLE)
         login_name = form["login_name"] or user.login_name
         check_name_free(User.login_name, login_name, LOGIN_NAME_TAKEN, exclude_id=user.id)
-        company_id = form.get("company_id") or user.company_id
+        named = form.get("company_id")
+        company_id = user.company_id if named is None else scope.company_for(caller, named).id
         moving = company_id != user.company_id
         if moving:
             locked_row(Company, company_id, NO_SUCH_COMPANY)

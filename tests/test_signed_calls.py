@@ -14,6 +14,7 @@ import tornado.web
 import models
 from handlers.base import BaseHandler
 from services import auth, calls, products
+from services.scope import MEMBER
 from tests.conftest import signed_params
 
 STATUS = "/zhugeleida/admin/product/change_status/{}"
@@ -217,6 +218,7 @@ async def test_the_log_never_contains_a_signature(client, admin, product, caplog
 class ForgetfulHandler(BaseHandler):
     """A signed handler that answers without call(), so without checking the signature."""
 
+    access = MEMBER
     async def get(self):
         self.reply({"secret": 1})
 
