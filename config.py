@@ -3,6 +3,7 @@
 Every setting must exist in the embedded config.yaml, which gives its default and its type. Anything
 else, or a value of the wrong type or out of range, stops the service with a ConfigError naming it.
 """
+import ipaddress
 import os
 import re
 import sys
@@ -50,6 +51,16 @@ def _origins(value):
         re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin) for origin in origins)
 
 
+def _networks(value):
+    """Networks separated by spaces (10.0.0.0/8, ::1/128, a single address), or none at all."""
+    try:
+        for network in value.split():
+            ipaddress.ip_network(network)
+    except ValueError:
+        return False
+    return True
+
+
 def _database_url(value):
     return value.startswith(("sqlite://", "postgresql://", "postgres://"))
 
@@ -93,6 +104,8 @@ RULES = {
     ("stats", "rollup_delay_seconds"): (_non_negative, "zero or more seconds"),
     ("stats", "rollup_check_seconds"): (_positive, "a positive number of seconds"),
     ("logging", "level"): (lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"), "DEBUG, INFO, WARNING or ERROR"),
+    ("logging", "format"): (lambda v: v in ("text", "json"), "text or json"),
+    ("metrics", "allowed_networks"): (_networks, "networks such as 127.0.0.0/8 10.0.0.0/8, separated by spaces"),
 }
 
 

@@ -18,6 +18,7 @@ from playhouse.db_url import connect as connect_url
 from playhouse.db_url import parse as parse_url
 from playhouse.migrate import PostgresqlMigrator, SchemaMigrator
 
+import metrics
 from services import clock
 from services.errors import Busy, Stopping, StorageFull
 
@@ -463,6 +464,7 @@ def run_job(fn, *args, **kwargs):
     database = db.obj
     if _lost(database):
         log.warning("database connection closed by the server; reconnecting")
+        metrics.database_error("connection_lost")
         database.drop_connection()
     commits = _calls.commits
     try:
@@ -472,6 +474,7 @@ def run_job(fn, *args, **kwargs):
             raise
         log.warning("database connection lost during a call that committed nothing (%s); running it again",
                     str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        metrics.database_error("connection_lost")
         database.drop_connection()
     return _named_faults(fn, *args, **kwargs)
 
@@ -488,14 +491,22 @@ def drop_if_lost():
     return True
 
 
+# Database errors by what they mean (/metrics); a stop's interruptions are not counted: they are asked for.
+_ERROR_KINDS = {Busy: "busy", StorageFull: "storage_full"}
+
+
 def _named_faults(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except Exception as e:
         named = fault_of(e)
         if named is None:
+            if isinstance(e, pw.DatabaseError):
+                metrics.database_error("other")
             raise
         fault, cause = named
+        if type(fault) in _ERROR_KINDS:
+            metrics.database_error(_ERROR_KINDS[type(fault)])
         log.log(logging.ERROR if isinstance(fault, StorageFull) else logging.WARNING,
                 "%s: %s: %s", type(fault).__name__, type(cause).__name__, cause)
         raise fault from e

@@ -30,19 +30,30 @@ import tornado.netutil
 import tornado.web
 
 import config as config_module
+import logs
+import metrics
 import models
 from handlers import activity as activity_handlers
 from handlers import auth as auth_handlers
 from handlers import companies as company_handlers
 from handlers import console as console_handlers
 from handlers import health as health_handlers
+from handlers import metrics as metrics_handlers
+from handlers import openapi as openapi_handlers
 from handlers import pictures as picture_handlers
 from handlers import products as product_handlers
 from handlers import roles as role_handlers
 from handlers import stats as stats_handlers
 from handlers import users as user_handlers
-from handlers.base import NotFoundHandler, PayloadTooLargeHandler, log_request, routes_declaring_access
-from services import auth, calls, pictures, stats
+from handlers.base import (
+    UNROUTED,
+    NotFoundHandler,
+    PayloadTooLargeHandler,
+    log_request,
+    request_line,
+    routes_declaring_access,
+)
+from services import auth, calls, images, pictures, stats
 from storage import make_storage
 from storage.base import StorageConfigError
 from storage.local import HOST_TAG
@@ -52,7 +63,8 @@ from workers import Workers
 log = logging.getLogger("zgld")
 
 HANDLER_MODULES = [auth_handlers, user_handlers, console_handlers, product_handlers, health_handlers, role_handlers,
-                   company_handlers, stats_handlers, activity_handlers, picture_handlers]
+                   company_handlers, stats_handlers, activity_handlers, picture_handlers, metrics_handlers,
+                   openapi_handlers]
 
 PRUNE_SIGNATURES_MS = 60 * 1000  # signatures are kept for the skew window (300 s), no longer
 PICTURE_HOUSEKEEPING_MS = 10 * 60 * 1000
@@ -110,10 +122,12 @@ class _CountedBody(tornado.httputil.HTTPMessageDelegate):
 
 def make_app(settings, workers=None):
     """The Tornado application for `settings` (see config.load); the database must be connected."""
-    routes = [route for module in HANDLER_MODULES for route in module.default_handlers]
     storage = make_storage(settings)
+    routes = [route for module in HANDLER_MODULES for route in module.default_handlers]
+    routes += picture_handlers.static_routes(storage)
     return Application(
-        routes_declaring_access(routes + picture_handlers.static_routes(storage)),
+        routes_declaring_access(routes),
+        route_names=route_names(routes),
         config=settings,
         executor=workers or Workers(settings["server"]["worker_threads"]),
         storage=storage,
@@ -122,12 +136,26 @@ def make_app(settings, workers=None):
         inflight=set(),
         signatures=calls.SeenSignatures(),
         requests=weakref.WeakSet(),
+        routes=routes,  # described by GET /openapi.json
     )
+
+
+def route_names(routes) -> dict:
+    """Handler class -> the pattern it serves, readable ('/zhugeleida/admin/product/update/{id}'), as the
+    log and /metrics name routes; a class serving several patterns lists them ('/ | /console/{path}')."""
+    names = {NotFoundHandler: UNROUTED, PayloadTooLargeHandler: "(too large)"}  # 413 before routing
+    for pattern, handler_class, *_ in routes:
+        readable = pattern.removesuffix("/?").replace("([^/]+)", "{id}").replace("(.+)", "{path}")
+        readable = readable.replace("()", "") or "/"
+        names[handler_class] = f"{names[handler_class]} | {readable}" if handler_class in names else readable
+    return names
 
 
 def log_and_forget(handler):
     handler.settings["requests"].discard(handler.request)
-    log_request(handler)
+    line = request_line(handler)
+    metrics.observe_request(line.route, line.code, line.ms / 1000)
+    log_request(handler, line)
 
 
 def open_database(settings):
@@ -175,9 +203,16 @@ def start_background_jobs(app):
     picture_housekeeping()
     pictures_job = tornado.ioloop.PeriodicCallback(picture_housekeeping, PICTURE_HOUSEKEEPING_MS)
     pictures_job.start()
+
+    def sample_pools():
+        metrics.sample_pools(workers.backlog(), images.queue_depth())
+
+    sample_pools()  # before the first scrape can come
+    sample_job = tornado.ioloop.PeriodicCallback(sample_pools, metrics.SAMPLE_MS)
+    sample_job.start()
     log_job = tornado.ioloop.PeriodicCallback(flush_logs, LOG_FLUSH_MS)
     log_job.start()
-    return [job, flush_job, rollup_job, pictures_job, log_job]  # the log's flush last: a stop ends it last
+    return [job, flush_job, rollup_job, pictures_job, sample_job, log_job]  # the log's flush last: a stop ends it last
 
 
 def listen(app, settings):
@@ -294,7 +329,8 @@ async def serve(settings):
 
 class LineFormatter(logging.Formatter):
     """'time level logger message', the time formatted once a second rather than once a line: every request
-    writes a line, and the standard formatter's time and %-style work was much of its cost."""
+    writes a line, and the standard formatter's time and %-style work was much of its cost. A line caused
+    by a request begins its message with the request's id (logs.with_request_id)."""
 
     def __init__(self):
         super().__init__()
@@ -304,7 +340,7 @@ class LineFormatter(logging.Formatter):
         second = int(record.created)
         if second != self._second:
             self._second, self._stamp = second, self.formatTime(record)[:-4]  # cut the default's ",mmm"
-        line = f"{self._stamp},{int(record.msecs):03d} {record.levelname} {record.name} {record.getMessage()}"
+        line = f"{self._stamp},{int(record.msecs):03d} {record.levelname} {record.name} {logs.with_request_id(record)}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -323,14 +359,18 @@ class BufferedLineHandler(logging.StreamHandler):
             self.handleError(record)
 
 
-def configure_logging(level, stream=None):
-    """Log lines to `stream` (default: standard error, buffered) as 'time level logger message'. Like
-    logging.basicConfig, nothing changes when the root logger already has handlers (a test runner's)."""
+FORMATTERS = {"text": LineFormatter, "json": logs.JsonFormatter}  # logging.format
+
+
+def configure_logging(level, stream=None, form="text"):
+    """Log lines to `stream` (default: standard error, buffered) as 'time level logger message', or as one
+    JSON object a line (`form` json). Like logging.basicConfig, nothing changes when the root logger already
+    has handlers (a test runner's)."""
     root = logging.getLogger()
     if root.handlers:
         return
     handler = BufferedLineHandler(stream or _buffered_stderr())
-    handler.setFormatter(LineFormatter())
+    handler.setFormatter(FORMATTERS[form]())
     root.addHandler(handler)
     root.setLevel(level)
     # not in the line: spare every record the lookups
@@ -422,6 +462,7 @@ def run_processes(settings):
     while workers:
         pid, status = os.wait()
         workers.discard(pid)
+        metrics.process_ended(pid)
         code = os.waitstatus_to_exitcode(status)
         if stopping:
             failed = failed or code not in (0, -signal.SIGTERM, -signal.SIGINT)
@@ -486,6 +527,8 @@ def cmd_serve(settings, args):
     if removed:
         log.info("start-up: removed %d temporary file(s) left by a crash", removed)
     if settings["server"]["processes"] > 1:
+        # the workers' metrics meet in files of this instance (held under its lock), made before the fork
+        metrics.use_folder(storage.staging / f".metrics-{HOST_TAG}")
         run_processes(settings)
     else:
         serve_until_stopped(settings)
@@ -633,7 +676,7 @@ def main(argv=None):
         sys.exit(f"configuration error: {e}")
     if hasattr(args, "data_dir"):
         config_module.place_data(settings, args.data_dir)
-    configure_logging(settings["logging"]["level"])
+    configure_logging(settings["logging"]["level"], form=settings["logging"]["format"])
     try:
         args.command(settings, args)
     except StorageConfigError as e:  # found when the storage is made, after the settings were read

@@ -3,10 +3,12 @@
 Two lanes of `threads` threads each: reads (GETs) and everything else. A writer waiting for a lock
 (SQLite's busy_timeout, a row lock) holds its thread; with one pool, a few of them made every GET
 wait too. Every job goes through models.run_job, which replaces connections the database dropped and
-turns a held lock, a full disk or a stop's cut-off into an answer the client can act on.
+turns a held lock, a full disk or a stop's cut-off into an answer the client can act on. A job runs in a
+copy of its submitter's context, so its log lines carry the request's id (logs.request_id).
 """
 import asyncio
 import contextlib
+import contextvars
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -27,7 +29,7 @@ class Workers:
         if models.commit_gate.closed:  # a stop cut calls off: nothing new starts
             raise Stopping()
         pool = self._reads if read_only else self._writes
-        return await asyncio.wrap_future(pool.submit(run_job, fn, *args, **kwargs))
+        return await asyncio.wrap_future(pool.submit(contextvars.copy_context().run, run_job, fn, *args, **kwargs))
 
     def submit(self, fn, *args, **kwargs):
         """Background work and clean-up; once the pools are shut down (the end of a stop), clean-up such
@@ -36,7 +38,12 @@ class Workers:
             future = Future()
             future.set_result(fn(*args, **kwargs))
             return future
-        return self._writes.submit(run_job, fn, *args, **kwargs)
+        return self._writes.submit(contextvars.copy_context().run, run_job, fn, *args, **kwargs)
+
+    def backlog(self) -> dict[str, int]:
+        """Jobs waiting for a thread, per lane (/healthz, /metrics). The executor's own queue: counting
+        them ourselves would cost every job a lock."""
+        return {"reads": self._reads._work_queue.qsize(), "writes": self._writes._work_queue.qsize()}
 
     def run_in_every_thread(self, fn, timeout=10):
         """Run `fn` once in each worker thread of both lanes (e.g. to close its database connection).

@@ -1,18 +1,7 @@
 """Login, logout and password change."""
 from handlers.base import BaseHandler, api
 from services import auth
-from services.forms import Str, validate
 from services.scope import MEMBER, PUBLIC
-
-LOGIN_FORM = {"username": Str(max_length=64), "password": Str(max_length=128)}
-
-
-def new_password(required=True):
-    """A password a user or an administrator chooses: 6 to 128 characters."""
-    return Str(required=required, max_length=128, min_length=6)
-
-
-PASSWORD_FORM = {"old_password": Str(max_length=128), "new_password": new_password()}
 
 
 def login_data(user, previous_login):
@@ -33,9 +22,10 @@ def login_data(user, previous_login):
 
 class LoginHandler(BaseHandler):
     access = PUBLIC
+    operation = auth.LOGIN
 
     async def post(self):
-        form = validate(LOGIN_FORM, self.args())
+        form = self.form()
         user, previous_login = await self.run(auth.login, form["username"], form["password"], self.config,
                                               self.request.remote_ip or "-")
         self.reply(login_data(user, previous_login), "登录成功")
@@ -43,6 +33,7 @@ class LoginHandler(BaseHandler):
 
 class LogoutHandler(BaseHandler):
     access = MEMBER
+    operation = auth.LOGOUT
 
     async def post(self):
         await self.call(auth.logout)
@@ -52,9 +43,10 @@ class LogoutHandler(BaseHandler):
 class ModifyPasswordHandler(BaseHandler):
     access = MEMBER
     keeps_answer = False  # the new token: a retry is refused, and the user logs in with the new password
+    operation = auth.MODIFY_PASSWORD
 
     async def post(self):
-        form = validate(PASSWORD_FORM, self.args())
+        form = self.form()
         token = await self.call(auth.change_password, form["old_password"],
                                form["new_password"], self.config)
         self.reply({"token": token}, "修改成功")

@@ -8,9 +8,10 @@ import uuid
 import tornado.httputil
 import tornado.web
 
+import logs
 from services import calls
 from services.errors import BadMethod, Forbidden, FormInvalid, NotFound, ServiceError, Stopping, TooLarge, WrongType
-from services.forms import MAX_ID, parse_json
+from services.forms import MAX_ID, Operation, parse_json
 from services.scope import ACCESS_LEVELS, PUBLIC
 
 log = logging.getLogger("zgld.request")
@@ -50,6 +51,9 @@ class BaseHandler(tornado.web.RequestHandler):
     keeps_answer = True  # False: the answer holds a secret, never stored for a retry (which is then refused)
     log_level = logging.INFO  # of the one line each request logs
     job_started = False  # call() has begun checking the signature
+    operation: Operation | None = None  # what the call takes, declared beside its service (GET /openapi.json)
+    enveloped = True  # answers {code, msg, data}; False: its own document, of media type `answer_type`
+    answer_type = "application/json"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -100,6 +104,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def initialize(self):
         self.settings["inflight"].add(self)
+        # every line this request causes carries its id; its task, and its jobs, copy this context
+        logs.request_id.set(self.request_id)
 
     def on_finish(self):
         self.settings["inflight"].discard(self)
@@ -153,6 +159,12 @@ class BaseHandler(tornado.web.RequestHandler):
             for key, values in self.request.body_arguments.items():
                 merged[key] = values[-1].decode("utf-8", "replace")
         return merged
+
+    def form(self) -> dict:
+        """The request's fields, checked by the handler's declared operation (a 301/303 if bad)."""
+        if self.operation is None:
+            raise RuntimeError(f"{type(self).__name__} declares no operation")
+        return self.operation.validate(self.args(), self.config)
 
     def reply(self, data=None, msg="查询成功", code=200):
         if code == 200 and self.signed and self.current_user is None:
@@ -273,19 +285,32 @@ class PayloadTooLargeHandler(BaseHandler):
         raise TooLarge()
 
 
-def log_request(handler):
-    """One line per request: request id, method, path (never the query: it holds the signature), HTTP
-    status, envelope code, time, user. Built as one string and handed to the handlers directly: the
-    logging module's search for the caller's source line was a third of the line's cost."""
+UNROUTED = "(none)"  # the route of a request no route matched (the 404 for an unknown path)
+
+
+def route_of(handler) -> str:
+    """The route pattern that served `handler` ('/zhugeleida/admin/product/update/{id}'), for the log and
+    /metrics: never the path itself, whose ids and typos would make a series per request."""
+    return handler.settings.get("route_names", {}).get(type(handler), UNROUTED)
+
+
+def request_line(handler) -> logs.RequestLine:
+    """What the one line per request says: request id, method, path (never the query: it holds the
+    signature), route, HTTP status, envelope code, time, user."""
+    request = handler.request
+    user = getattr(handler, "current_user", None)
+    return logs.RequestLine(getattr(handler, "request_id", "-"), request.method, request.path, route_of(handler),
+                            handler.get_status(), getattr(handler, "envelope_code", None),
+                            1000 * request.request_time(), user.id if user else None)
+
+
+def log_request(handler, line: logs.RequestLine | None = None) -> None:
+    """One line per request (request_line). Handed to the handlers directly: the logging module's search
+    for the caller's source line was a third of the line's cost; the text is made by the formatter."""
     level = getattr(handler, "log_level", logging.INFO)
     if not log.isEnabledFor(level):
         return
-    request = handler.request
-    user = getattr(handler, "current_user", None)
-    line = (f"request_id={getattr(handler, 'request_id', '-')} {request.method} {request.path} "
-            f"status={handler.get_status()} code={getattr(handler, 'envelope_code', '-')} "
-            f"{1000 * request.request_time():.1f}ms user={user.id if user else '-'}")
-    log.handle(log.makeRecord(log.name, level, "", 0, line, (), None))
+    log.handle(log.makeRecord(log.name, level, "", 0, line or request_line(handler), (), None))
 
 
 def routes_declaring_access(routes: list) -> list:

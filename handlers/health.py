@@ -9,10 +9,12 @@ from services.scope import PUBLIC
 class HealthHandler(BaseHandler):
     access = PUBLIC
     log_level = logging.DEBUG  # polled every few seconds: keep it out of the INFO log
+    operation = health.HEALTH
 
     async def get(self):
-        data, ok = await self.run(health.check, self.settings["storage"],
-                                  self.config["storage"]["min_free_bytes"])
+        backlog = sum(self.settings["executor"].backlog().values())  # what this request met in this process
+        data, ok = await self.run(health.check, self.settings["storage"], self.config)
+        data["pool_backlog"] = backlog
         if ok:
             self.reply(data)
         else:

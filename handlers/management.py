@@ -1,24 +1,19 @@
 """The shape the management areas (users, roles, companies) share (docs/api.md sections 5 to 7): a paged list (GET)
 and `add/0`, `update/{id}`, `delete/{id}` (POST, administrators only).
 
-An area subclasses these, names its forms and makes its one service call in `rows`, `add`, `update` or
-`remove`; the declared access (ADMIN, checked with the signature), validating, parsing the path id and the
-reply happen here."""
-from collections.abc import Mapping
-
+An area subclasses these, names its operations (declared beside its service) and makes its one service
+call in `rows`, `add`, `update` or `remove`; the declared access (ADMIN, checked with the signature),
+validating, parsing the path id and the reply happen here."""
 from handlers.base import ID, BaseHandler, api, path_id
-from services.forms import Field, validate
-from services.listing import MANAGEMENT_FORM
 from services.scope import ADMIN
 
 
 class ListHandler(BaseHandler):
     access = ADMIN
     inline_read = True
-    filters: Mapping[str, Field] = {}  # filter fields beside current_page and length
 
     async def get(self):
-        self.reply(await self.rows(validate({**MANAGEMENT_FORM, **self.filters}, self.args())))
+        self.reply(await self.rows(self.form()))
 
     async def rows(self, form):
         raise NotImplementedError
@@ -27,13 +22,8 @@ class ListHandler(BaseHandler):
 class AddHandler(BaseHandler):
     access = ADMIN
 
-    @property
-    def form(self) -> Mapping[str, Field]:
-        """The fields of an addition (a subclass names them, or computes them from the settings)."""
-        return {}
-
     async def post(self):
-        self.reply(await self.add(validate(self.form, self.args())), "添加成功")
+        self.reply(await self.add(self.form()), "添加成功")
 
     async def add(self, form):
         raise NotImplementedError
@@ -41,14 +31,15 @@ class AddHandler(BaseHandler):
 
 class UpdateHandler(BaseHandler):
     access = ADMIN
-    form: Mapping[str, Field] = {}
     # fields left as they are when the request does not send them (the old forms do not)
     keep_if_absent: tuple[str, ...] = ()
 
     async def post(self, object_id):
         object_id = path_id(object_id)
         args = self.args()
-        form = validate(self.form, args)
+        if self.operation is None:
+            raise RuntimeError(f"{type(self).__name__} declares no operation")
+        form = self.operation.validate(args, self.config)
         await self.update(object_id, {k: v for k, v in form.items() if k in args or k not in self.keep_if_absent})
         self.reply({}, "修改成功")
 

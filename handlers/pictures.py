@@ -11,6 +11,7 @@ from typing import cast
 import tornado.web
 from tornado.http1connection import HTTP1Connection
 
+import metrics
 from handlers.base import BaseHandler, api
 from handlers.console import ConsoleFileHandler
 from services import calls, pictures
@@ -45,6 +46,8 @@ class UploadHandler(BaseHandler):
 class AddPictureHandler(UploadHandler):
     """One chunk, streamed: checked in prepare() before any body byte is read, decoded as it arrives
     and written in the executor a batch at a time; Tornado reads on once a write is done."""
+
+    operation = pictures.ADD_PICTURE  # checked by the chunk's reader: its fields may come after the bytes
 
     upload: pictures.ChunkUpload | None = None
     disconnected = False
@@ -92,6 +95,7 @@ class AddPictureHandler(UploadHandler):
 
     async def post(self):
         data = await self.run(self.chunk.finish)
+        metrics.upload_bytes(data["size"])
         self.reply(data, "上传成功")
 
     def cut_off(self):
@@ -107,6 +111,8 @@ class AddPictureHandler(UploadHandler):
 
 
 class UploadCompleteHandler(UploadHandler):
+    operation = pictures.UPLOAD_COMPLETE  # checked by complete_upload, once the signature is settled
+
     async def post(self):
         form = self.args()
         data = await pictures.complete_upload(self.call, self.run, self.storage, self.config, form,

@@ -8,33 +8,32 @@ from handlers.management import (
     management_routes,
 )
 from services import roles
-from services.forms import Str
-
-ROLE_FORM = {"name": Str(max_length=64)}
 
 
 class RoleListHandler(ListHandler):
-    filters = {"name": Str(required=False, max_length=64)}
+    operation = roles.LIST
 
     async def rows(self, form):
         return await self.call(ignore_caller(roles.list_roles), form)
 
 
 class RoleAddHandler(AddHandler):
-    form = ROLE_FORM
+    operation = roles.ADD
 
     async def add(self, form):
         return await self.call(ignore_caller(roles.add_role), form["name"])
 
 
 class RoleUpdateHandler(UpdateHandler):
-    form = ROLE_FORM
+    operation = roles.UPDATE
 
     async def update(self, role_id, form):
         await self.call(ignore_caller(roles.update_role), role_id, form["name"])
 
 
 class RoleDeleteHandler(DeleteHandler):
+    operation = roles.DELETE
+
     async def remove(self, role_id):
         await self.call(ignore_caller(roles.delete_role), role_id)
 

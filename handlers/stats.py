@@ -4,11 +4,7 @@ from typing import Any
 
 from handlers.base import BaseHandler, api
 from services import stats
-from services.forms import Int, validate
 from services.scope import MEMBER
-
-COMPANY_FORM = {"company_id": Int(required=False)}  # administrators: any company; others: their own
-LINE_FORM = {**COMPANY_FORM, "days": Int(min=1, max=90), "index_type": Int(min=1, max=len(stats.METRICS))}
 
 
 class CompanyStatsHandler(BaseHandler):
@@ -20,23 +16,26 @@ class CompanyStatsHandler(BaseHandler):
     view: Callable[[Any, int | None, dict], dict]
 
     async def get(self):
-        form = validate(COMPANY_FORM, self.args())
+        form = self.form()
         self.reply(await self.call(type(self).view, form["company_id"], self.config))
 
 
 class HomePageHandler(CompanyStatsHandler):
     view = stats.home_page
+    operation = stats.HOME_PAGE
 
 
 class AcountDataHandler(CompanyStatsHandler):
     view = stats.acount_data
+    operation = stats.ACOUNT_DATA
 
 
 class LineInfoHandler(BaseHandler):
     access = MEMBER
+    operation = stats.LINE_INFO
 
     async def post(self):
-        form = validate(LINE_FORM, self.args())
+        form = self.form()
         self.reply(await self.call(stats.line_info, form["company_id"], form["days"],
                                   form["index_type"], self.config))
 

@@ -37,7 +37,7 @@ from models import (
 )
 from services import clock, scope, stats
 from services.errors import FormInvalid, NotFound
-from services.forms import Field, Int, Str, parse_json, validate
+from services.forms import Field, Int, JsonList, Operation, Str, object_schema, parse_json, validate
 
 MAX_BATCH = 1000
 MAX_ERRORS = 20  # problems named in one answer
@@ -76,6 +76,9 @@ class Moment(Field):
             raise ValueError("时间不能早于 2000 年或晚于当前时间")
         return moment
 
+    def json_schema(self):
+        return {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer", "minimum": 0}]}
+
 
 def _schemas(tz, latest):
     common = {"user_id": Int(), "openid": Str(max_length=64), "name": Str(required=False, default="", max_length=64),
@@ -87,6 +90,21 @@ def _schemas(tz, latest):
         "access": {**common, "action": Int(min=1, max=MAX_ACTION)},
     }
 
+
+def record_schema():
+    """One record's JSON Schema, from the same fields that check it: one object shape per kind."""
+    shapes = []
+    for kind, fields in _schemas(stats.UTC, datetime.datetime.max).items():
+        shape = object_schema(fields)
+        shape["properties"] = {"kind": {"const": kind}, **shape["properties"]}
+        shape["required"] = ["kind", *shape.get("required", [])]
+        shapes.append(shape)
+    return {"oneOf": shapes}
+
+
+# docs/api.md section 11; each record is checked in store_records (its times against the clock)
+BATCH = Operation("上传一批客户活动记录（绑定、跟进、访问）",
+                  {"records": JsonList(max_items=MAX_BATCH, items=record_schema)}, codes=(302,))
 
 EXTRA_FIELD = {"binding": "source", "follow_up": "content", "access": "action"}
 EventModel = type[CustomerBinding] | type[FollowUp] | type[AccessEvent]

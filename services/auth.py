@@ -24,8 +24,23 @@ from models import (
 )
 from services import clock
 from services.errors import AccountDisabled, BadLogin, TokenError, invalid
+from services.forms import Operation, Str
 
 SCRYPT_R, SCRYPT_P = 8, 1
+
+
+def new_password(required: bool = True) -> Str:
+    """A password a user or an administrator chooses: 6 to 128 characters."""
+    return Str(required=required, max_length=128, min_length=6)
+
+
+# ---- the calls (docs/api.md section 4) ----------------------------------------------------------------
+
+LOGIN = Operation("登录：用户名和密码换取 token", {"username": Str(max_length=64), "password": Str(max_length=128)},
+                  codes=(401, 306))
+LOGOUT = Operation("退出登录：token 作废")
+MODIFY_PASSWORD = Operation("修改自己的密码，返回新的 token",
+                            {"old_password": Str(max_length=128), "new_password": new_password()})
 
 
 # ---- passwords -------------------------------------------------------------------------------------

@@ -6,13 +6,40 @@ from peewee import fn
 from models import Company, Product, ProductPicture, User, db, locked, write_transaction
 from services import clock
 from services.errors import HasChildren, NameExists, invalid
-from services.listing import format_date, format_datetime, old_filters, page
+from services.forms import QUERY, Date, Int, Operation, Str
+from services.listing import MANAGEMENT_FORM, format_date, format_datetime, old_filters, page
 from services.pictures import delete_files, delete_product_rows
 from services.records import check_name_free, integrity_error_as, locked_row
 from services.users import enabled_count
 
 NAME_TAKEN = "公司名称已存在"
 HAS_USERS = "公司还有用户，请先删除这些用户"
+
+# ---- the calls (docs/api.md section 7), administrators only ---------------------------------------------
+
+COMPANY_FORM = {
+    "name": Str(max_length=128),
+    "mingpian_available_num": Int(min=0),
+    "expire_date": Date(required=False),  # blank: no expiry date
+    # the old admin form's 企业微信 settings (and it sends no quota: accounts.default_card_quota then)
+    "corp_id": Str(required=False, default="", max_length=128),
+    "tongxunlu_secret": Str(required=False, default="", max_length=255),
+}
+
+
+def _add_form(settings):
+    quota = settings["accounts"]["default_card_quota"]
+    return {**COMPANY_FORM, "mingpian_available_num": Int(required=False, default=quota, min=0)}
+
+
+LIST = Operation("公司列表", {**MANAGEMENT_FORM, "name": Str(required=False, max_length=128)}, source=QUERY)
+ADD = Operation("添加公司", _add_form, codes=(300,))
+# blank or absent: unchanged (the old form sends no quota, and no secret unless it is being replaced)
+UPDATE = Operation("修改公司（不传的字段不变）", {
+    **COMPANY_FORM, "mingpian_available_num": Int(required=False, min=0),
+    "corp_id": Str(required=False, max_length=128), "tongxunlu_secret": Str(required=False, max_length=255)},
+    codes=(300, 302))
+DELETE = Operation("删除公司（须已没有用户）", codes=(302, 304))
 
 
 def get_or_create_company(name, quota=10, valid_days=365):

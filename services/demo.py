@@ -90,9 +90,9 @@ def _load_products(users, settings):
         articles = [{"title": name, "order": 1}, {"content": f"{reason}。", "order": 2},
                     {"content": f"价格：{price}，欢迎咨询。", "order": 3}]
         cover = _demo_cover(storage, settings, users[owner], rng, index)
-        product = products.add_product(users[owner], {
+        product = products.add_product(users[owner], products.ADD.validate({
             "product_type": product_type, "name": name, "price": price, "reason": reason,
-            "cover_picture_id": [cover], "article_data": articles})
+            "cover_picture_id": [cover], "article_data": articles}))
         if status != product.status:
             Product.update(status=status).where(Product.id == product.id).execute()
     return [f"  {len(DEMO_PRODUCTS)} demo products (company and personal) with covers and articles"]

@@ -1,5 +1,6 @@
 """The health check behind GET /healthz: does the database answer and take writes, can the storage be
-written, is there room left on the disks."""
+written, is there room left on the disks, is the roll-up behind; and the figures GET /metrics reads from
+what every process shares."""
 import contextlib
 import logging
 import shutil
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import peewee as pw
 
+import metrics
 from models import db, drop_if_lost
+from services import stats
+from services.forms import QUERY, Operation
 from version import VERSION
 
 log = logging.getLogger("zgld.health")
@@ -15,6 +19,11 @@ log = logging.getLogger("zgld.health")
 # How long the probe waits for SQLite's write lock: longer than any normal write holds it (a roll-up
 # commits day by day), far shorter than a client's patience.
 WRITE_LOCK_WAIT_MS = 1000
+
+# docs/api.md section 12
+HEALTH = Operation("健康检查：数据库、存储和磁盘空间（503 表示有故障）", source=QUERY)
+# docs/api.md section 12.1
+METRICS = Operation("Prometheus 指标（仅 metrics.allowed_networks 内的地址可读，其余 404）", source=QUERY)
 
 
 def database_answers():
@@ -73,8 +82,19 @@ def free_bytes(storage):
     return min((f for f in free if f is not None), default=0)
 
 
-def check(storage, min_free_bytes=0):
-    """The figures /healthz answers with; `ok` is whether the service can do its work."""
+def rollup_lag(settings):
+    """stats.rollup_lag_days, or None when the database does not answer (database_answers says why)."""
+    try:
+        return stats.rollup_lag_days(settings)
+    except pw.DatabaseError as e:
+        log.warning("health: roll-up progress unreadable: %s", e)
+        return None
+
+
+def check(storage, settings):
+    """The figures /healthz answers with; `ok` is whether the service can do its work. A roll-up that lags
+    is reported, not a failure: the dashboards stay right (days not rolled up are counted from the records)."""
+    min_free_bytes = settings["storage"]["min_free_bytes"]
     answers = database_answers()
     writable = answers and database_writable()
     room = free_bytes(storage)
@@ -82,5 +102,20 @@ def check(storage, min_free_bytes=0):
         log.warning("health: %d bytes free, below storage.min_free_bytes (%d)", room, min_free_bytes)
     storage_ok = storage_writable(storage) and room >= min_free_bytes
     data = {"version": VERSION, "database": answers, "database_writable": writable, "storage": storage_ok,
-            "free_bytes": room}
+            "free_bytes": room, "rollup_lag_days": rollup_lag(settings) if answers else None}
     return data, answers and writable and storage_ok
+
+
+def open_uploads(storage):
+    """storage.open_upload_count(), or None when the staging storage cannot be read (storage_writable says why)."""
+    try:
+        return storage.open_upload_count()
+    except OSError as e:
+        log.warning("health: unfinished uploads cannot be counted: %s", e)
+        return None
+
+
+def metrics_text(storage, settings) -> bytes:
+    """GET /metrics's answer: every process's figures and those read here (one job: blocking reads). A
+    figure that cannot be read is left out, never an error: a scrape must work most when something fails."""
+    return metrics.exposition(rollup_lag(settings), open_uploads(storage))

@@ -5,6 +5,7 @@ Pillow work itself runs in a few image threads of its own.
 Only the first frame of an animated GIF or WEBP is kept.
 """
 import contextlib
+import contextvars
 import dataclasses
 import io
 import os
@@ -89,7 +90,14 @@ def process(file, max_pixels, thumbnail_px, quality, threads=2):
 def submit(file, max_pixels, thumbnail_px, quality, threads=2):
     """process() started in the image threads: a concurrent.futures.Future of its Picture, for callers
     that must not hold a thread while it runs (the event loop awaits it)."""
-    return _image_pool(threads).submit(_process, file, max_pixels, thumbnail_px, quality)
+    # in a copy of the caller's context: a line logged while processing names the upload's request
+    return _image_pool(threads).submit(contextvars.copy_context().run, _process, file, max_pixels, thumbnail_px,
+                                       quality)
+
+
+def queue_depth() -> int:
+    """Pictures waiting for an image thread in this process (/metrics)."""
+    return 0 if _pool is None else _pool._work_queue.qsize()
 
 
 def _process(file, max_pixels, thumbnail_px, quality):

@@ -29,7 +29,7 @@ from models import (
 )
 from services import chunk_stream, clock, images
 from services.errors import FormInvalid, NotFound, TooLarge, invalid
-from services.forms import Int, Str, validate
+from services.forms import CHUNK, Int, Operation, Str
 from storage.base import MissingChunk, Storage, UploadNotFound, UploadTooLarge, thumbnail_url
 
 log = logging.getLogger("zgld.pictures")
@@ -58,11 +58,22 @@ UPLOAD_ID = Int(min=0, max=10**16)  # the client's timestamp (already checked by
 CHUNK_FORM = {"img_name": Str(max_length=MAX_NAME_LENGTH), "timestamp": UPLOAD_ID, "chunk": Int(min=0)}
 
 
-def _clean(schema, params):
+def _clean(operation, params, limits=None):
     name = params.get("img_name")
     if isinstance(name, str) and name:
         check_img_name(name)  # before Str's strip() could hide a control character at either end
-    return validate(schema, params)
+    return operation.validate(params, {"upload": limits})
+
+
+def _complete_form(settings):
+    limits = settings["upload"]
+    return {"img_name": Str(max_length=MAX_NAME_LENGTH), "timestamp": UPLOAD_ID,
+            "chunk_num": Int(min=1, max=limits["max_chunks"]), "picture_type": Int(choices=(1, 2))}
+
+
+# docs/api.md section 9: the chunk's bytes come as the form field or part `img_data`, or as the raw body
+ADD_PICTURE = Operation("上传图片的一个分片", CHUNK_FORM, source=CHUNK, codes=(302, 413))
+UPLOAD_COMPLETE = Operation("把分片合成一张图片（封面 1 或介绍图片 2）", _complete_form, codes=(302, 413))
 
 
 # ---- the upload's fields: one rule for both calls ------------------------------------------------------
@@ -124,7 +135,7 @@ class ChunkUpload:
 
     def _check(self, params):
         """Check the chunk's fields and the limits that depend on its upload; name the chunk."""
-        form = _clean(CHUNK_FORM, params)
+        form = _clean(ADD_PICTURE, params)
         self.index = form["chunk"]
         if self.index >= self.limits["max_chunks"]:
             raise TooLarge(f"分片数超过上限 {self.limits['max_chunks']}", {"chunk": self.index})
@@ -225,11 +236,6 @@ def begin_chunk(storage, settings, user, query, content_type, content_length, si
 
 # ---- completing an upload -----------------------------------------------------------------------------
 
-def _complete_form(limits):
-    return {"img_name": Str(max_length=MAX_NAME_LENGTH), "timestamp": UPLOAD_ID,
-            "chunk_num": Int(min=1, max=limits["max_chunks"]), "picture_type": Int(choices=(1, 2))}
-
-
 def _answer(picture):
     """`ret_data` (docs/api.md section 9.1), and beside it the old server's flat keys (old clients read those)."""
     return {"ret_data": {"picture_id": picture.id, "picture_url": picture.url},
@@ -266,7 +272,7 @@ async def complete_upload(start, run, storage, settings, params, signature):
 
 def _start_completion(storage, limits, user, params, signature):
     """The answer if the upload was completed before; else (user, form, key, upload key, the joined file)."""
-    form = _clean(_complete_form(limits), params)
+    form = _clean(UPLOAD_COMPLETE, params, limits)
     signature.settle(params)
     key, upload_key = (user.id, form["timestamp"]), _upload_key(user, form["timestamp"])
     done = _completed(upload_key)

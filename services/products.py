@@ -18,6 +18,7 @@ from models import (
     PRODUCT_COMPANY,
     PRODUCT_OFF_SHELF,
     PRODUCT_ON_SHELF,
+    PRODUCT_PERSONAL,
     PRODUCT_RECOMMENDED,
     PRODUCT_STATUS_LABELS,
     Company,
@@ -33,8 +34,8 @@ from models import (
 )
 from services import pictures, scope
 from services.errors import Forbidden, FormInvalid, NotFound, invalid
-from services.forms import Int, Str
-from services.listing import DATETIME_FORMAT, MAX_LENGTH
+from services.forms import QUERY, Int, JsonList, Operation, Str
+from services.listing import DATETIME_FORMAT, MAX_LENGTH, PAGE_FORM
 from services.records import visible_row
 
 MAX_CONTENT = 20000  # characters of one article's text
@@ -239,9 +240,9 @@ def get_product_for_edit(caller, product_id, product_type):
 # ---- the lists inside a product form ---------------------------------------------------------------
 
 _PICTURE_ID = Int()
-_ORDER = Int(min=0)
-_TITLE = Str(max_length=256)
-_CONTENT = Str(max_length=MAX_CONTENT)
+# one item of article_data: exactly one of title, content and picture_id (checked in clean_articles)
+ARTICLE_ITEM = {"title": Str(required=False, max_length=256), "content": Str(required=False, max_length=MAX_CONTENT),
+                "picture_id": Int(required=False), "order": Int(min=0), "article_id": Int(required=False)}
 
 
 def _present(item, key):
@@ -285,14 +286,13 @@ def clean_articles(values, cover_ids=()):
             errors[name] = ["title、content、picture_id 必须且只能有一个"]
             continue
         kind = kinds[0]
-        field = {"title": _TITLE, "content": _CONTENT, "picture_id": _PICTURE_ID}[kind]
         item = {"article_id": None, "title": None, "content": None, "picture_id": None,
-                kind: _clean(field, value[kind], f"{name}.{kind}", errors),
-                "order": _clean(_ORDER, value.get("order"), f"{name}.order", errors)}
+                kind: _clean(ARTICLE_ITEM[kind], value[kind], f"{name}.{kind}", errors),
+                "order": _clean(ARTICLE_ITEM["order"], value.get("order"), f"{name}.order", errors)}
         if _present(value, "article_id"):
             if kind == "picture_id":
                 errors[f"{name}.article_id"] = ["图片项不能带 article_id"]
-            item["article_id"] = _clean(_PICTURE_ID, value["article_id"], f"{name}.article_id", errors)
+            item["article_id"] = _clean(ARTICLE_ITEM["article_id"], value["article_id"], f"{name}.article_id", errors)
         for key in ("article_id", "picture_id"):
             if item[key] is None:
                 continue
@@ -305,9 +305,43 @@ def clean_articles(values, cover_ids=()):
     return items
 
 
-def _clean_contents(form):
+def clean_contents(form: dict) -> dict:
+    """The form with its lists checked: `cover_picture_id` as ids, `article_data` as dicts with every key."""
     covers = clean_cover_ids(form["cover_picture_id"])
-    return covers, clean_articles(form.get("article_data") or [], [("picture_id", c) for c in covers])
+    items = clean_articles(form.get("article_data") or [], [("picture_id", c) for c in covers])
+    return {**form, "cover_picture_id": covers, "article_data": items}
+
+
+# ---- the calls (docs/api.md section 8) -------------------------------------------------------------
+
+PRODUCT_TYPE = Int(choices=(PRODUCT_COMPANY, PRODUCT_PERSONAL))
+SHELF_STATUS = (PRODUCT_ON_SHELF, PRODUCT_OFF_SHELF)
+PRODUCT_FORM = {
+    "product_type": PRODUCT_TYPE,
+    "name": Str(max_length=128),
+    "price": Str(max_length=64),
+    "reason": Str(max_length=1024),
+    "cover_picture_id": JsonList(items=_PICTURE_ID),
+    "article_data": JsonList(required=False, items=ARTICLE_ITEM),
+}
+LIST = Operation("产品列表（官网产品或个人产品），可按名称、状态、公司筛选", {
+    "product_type": PRODUCT_TYPE,
+    "status": Int(required=False, default=PRODUCT_ON_SHELF, choices=SHELF_STATUS),
+    "product_name": Str(required=False, max_length=128),
+    "company_id": Int(required=False),
+    **PAGE_FORM,
+}, source=QUERY, codes=(302,))
+SINGLE = Operation("一个产品：封面、文章和介绍图片按顺序", {"product_id": Int()}, source=QUERY, codes=(302,))
+EDIT = Operation("旧编辑表单读取的一个产品", {"product_type": PRODUCT_TYPE, "product_id": Int()}, source=QUERY,
+                 codes=(302,))
+ADD = Operation("添加产品（官网产品仅管理员）", {**PRODUCT_FORM, "company_id": Int(required=False)},
+                refine=clean_contents, codes=(302, 404))
+UPDATE = Operation("修改产品：字段、封面、文章和图片整体替换", PRODUCT_FORM, refine=clean_contents, codes=(302, 404))
+DELETE = Operation("删除产品及其图片", codes=(302, 404))
+SET_STATUS = Operation("上架（1）或下架（2）", {"status": Int(choices=SHELF_STATUS)}, codes=(302, 404))
+# the 企业微信 side also sets 3 (推荐), as the old one did (who may: set_status)
+QIYEWEIXIN_SET_STATUS = Operation("企业微信端：上架（1）、下架（2）或推荐（3）",
+                                  {"status": Int(choices=(*SHELF_STATUS, PRODUCT_RECOMMENDED))}, codes=(302, 404))
 
 
 # ---- writing ---------------------------------------------------------------------------------------
@@ -355,8 +389,8 @@ def _save_articles(product, items):
 
 
 def add_product(caller, form):
-    """Add a product with its covers, articles and intro pictures; all or nothing."""
-    covers, items = _clean_contents(form)
+    """Add a product with its covers, articles and intro pictures; all or nothing. `form`: as ADD checks it."""
+    covers, items = form["cover_picture_id"], form["article_data"]
     _require_may_change(caller, form["product_type"])
     with write_transaction():
         company_id = scope.company_for(caller, form.get("company_id")).id
@@ -371,8 +405,9 @@ def add_product(caller, form):
 def update_product(caller, product_id, form, storage):
     """Replace a product's fields, covers, articles and intro pictures with the form's, in one transaction.
 
-    Articles and pictures no longer listed are removed; their files after the commit."""
-    covers, items = _clean_contents(form)
+    Articles and pictures no longer listed are removed; their files after the commit. `form`: as UPDATE
+    checks it."""
+    covers, items = form["cover_picture_id"], form["article_data"]
     with write_transaction():
         product = _changeable(caller, product_id)
         if form["product_type"] != product.product_type:

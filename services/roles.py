@@ -5,11 +5,20 @@ from peewee import fn
 
 from models import BUILTIN_ROLES, Role, User, write_transaction
 from services.errors import Forbidden, HasChildren, NameExists
-from services.listing import format_datetime, old_filters, page
+from services.forms import QUERY, Operation, Str
+from services.listing import MANAGEMENT_FORM, format_datetime, old_filters, page
 from services.records import check_name_free, integrity_error_as, locked_row
 
 NAME_TAKEN = "角色名已存在"
 IN_USE = "还有用户属于该角色，请先修改这些用户的角色"
+
+# ---- the calls (docs/api.md section 6), administrators only ---------------------------------------------
+
+ROLE_FORM = {"name": Str(max_length=64)}
+LIST = Operation("角色列表", {**MANAGEMENT_FORM, "name": Str(required=False, max_length=64)}, source=QUERY)
+ADD = Operation("添加角色", ROLE_FORM, codes=(300,))
+UPDATE = Operation("重命名角色（内置角色不能修改）", ROLE_FORM, codes=(300, 302))
+DELETE = Operation("删除角色（须已没有用户，内置角色不能删除）", codes=(302, 304))
 
 
 def _row(role):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import peewee as pw
 
+import metrics
 from models import (
     AccessEvent,
     CompiledQuery,
@@ -38,11 +39,20 @@ from models import (
     write_transaction,
 )
 from services import clock, scope
+from services.forms import QUERY, Int, Operation
 
 log = logging.getLogger("zgld.stats")
 
 UTC = datetime.UTC
 METRICS = ("customer_num", "follow_num", "browse_num", "forward_num", "saved_total_num", "praise_sum")
+
+# ---- the calls (docs/api.md section 10) ----------------------------------------------------------------
+
+COMPANY_FORM = {"company_id": Int(required=False)}  # administrators: any company; others: their own
+HOME_PAGE = Operation("首页：公司的累计数字", COMPANY_FORM, source=QUERY, codes=(302,))
+ACOUNT_DATA = Operation("首页：累计、昨日、近7天、近30天的六项数字", COMPANY_FORM, source=QUERY, codes=(302,))
+LINE_INFO = Operation("首页趋势图：一项指标近 N 天每天的数字", {
+    **COMPANY_FORM, "days": Int(min=1, max=90), "index_type": Int(min=1, max=len(METRICS))}, codes=(302,))
 ACTION_METRICS = {1: "browse_num", 6: "forward_num", 8: "saved_total_num", 9: "praise_sum"}
 ROLLUP = "daily"  # the RollupState row of the daily roll-up
 # A holder renews its lease after every day it recomputes; one that died on another host (whose process
@@ -298,9 +308,20 @@ def scheduled_rollup(settings):
     except Exception:
         log.exception("roll-up failed; it is retried at the next check")
         return []
+    metrics.rollup_succeeded()
     if done:
         log.info("roll-up recomputed %d day(s): %s .. %s", len(done), min(done), max(done))
     return done
+
+
+def rollup_lag_days(settings, now=None) -> int | None:
+    """Days between the last rolled-up day and yesterday (in stats.timezone): 0 when up to date, more
+    when roll-ups are failing or no process runs them; None before the first roll-up (/healthz, /metrics)."""
+    state = RollupState.get_or_none(RollupState.name == ROLLUP)
+    if state is None or state.done_through is None:
+        return None
+    yesterday = clock.local_today(settings, now) - datetime.timedelta(days=1)
+    return max(0, (yesterday - state.done_through).days)
 
 
 def mark_stale(times, settings, now=None):

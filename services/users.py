@@ -14,7 +14,8 @@ from models import (
 )
 from services import auth, scope
 from services.errors import FormInvalid, NameExists, NotOnSelf
-from services.listing import format_datetime, old_filters, page
+from services.forms import QUERY, Int, Operation, Str
+from services.listing import MANAGEMENT_FORM, format_datetime, old_filters, page
 from services.pictures import delete_files, delete_product_rows
 from services.records import check_name_free, integrity_error_as, locked_row, visible_row
 
@@ -22,6 +23,44 @@ USER_STATUS_LABELS = {USER_ENABLED: "启用", USER_DISABLED: "未启用"}
 LOGIN_NAME_TAKEN = "登录名已存在"
 NO_SUCH_ROLE = "角色不存在"
 NO_SUCH_COMPANY = "公司不存在"
+
+# ---- the calls (docs/api.md section 5) ----------------------------------------------------------------
+
+STATUS = Int(choices=(USER_ENABLED, USER_DISABLED))
+PROFILE_FORM = {
+    # the old form has no login name: 成员姓名 (username) was the login too
+    "login_name": Str(required=False, max_length=64),  # blank: the username on add, unchanged on update
+    "username": Str(max_length=64),
+    "role_id": Int(),
+    "position": Str(required=False, default="", max_length=64),
+    "phone": Str(required=False, default="", max_length=32),
+    "mingpian_phone": Str(required=False, default="", max_length=32),
+}
+LIST = Operation("用户列表：管理员看全部公司，普通用户只看本公司", {
+    **MANAGEMENT_FORM,
+    "username": Str(required=False, max_length=64),
+    "role_id": Int(required=False),
+    "status": Int(required=False, choices=STATUS.choices),
+    "position": Str(required=False, max_length=64),
+    "company_id": Int(required=False),  # administrators only; others always see their own company
+    "role__name": Str(required=False, max_length=64),  # the old server's exact-name filters
+    "company__name": Str(required=False, max_length=128),
+}, source=QUERY, codes=(302,))
+ADD = Operation("添加用户", {
+    **PROFILE_FORM,
+    "password": Str(max_length=128, min_length=6),
+    "status": Int(required=False, default=USER_ENABLED, choices=STATUS.choices),
+    "company_id": Int(required=False),  # administrators: the company to add to (default: their own)
+}, codes=(300, 302))
+UPDATE = Operation("修改用户（不传的 status、company_id、mingpian_phone 不变）", {
+    **PROFILE_FORM,
+    "status": Int(required=False, choices=STATUS.choices),  # absent: unchanged
+    "company_id": Int(required=False),  # moves the user (and their personal products); absent: unchanged
+}, codes=(300, 302, 305))
+DELETE = Operation("删除用户及其个人产品", codes=(302, 305))
+SET_STATUS = Operation("启用（1）或禁用（2）用户", {"status": STATUS}, codes=(302, 305))
+# absent: a one-time password is generated
+RESET_PASSWORD = Operation("重置用户密码", {"new_password": auth.new_password(required=False)}, codes=(302, 305))
 
 
 def visible_user(caller, user_id, lock=False):

@@ -108,6 +108,10 @@ class Storage:
         """The ids of `user_id`'s staged (unfinished) uploads."""
         raise NotImplementedError
 
+    def open_upload_count(self):
+        """How many staged (unfinished) uploads there are, of every user (/metrics)."""
+        raise NotImplementedError
+
     def assemble(self, key, count, out, max_bytes):
         """Write chunks 0..count-1 of upload `key` in order to the binary file `out`.
         Raises UploadNotFound, MissingChunk(index) or UploadTooLarge (sum over `max_bytes`)."""

@@ -165,6 +165,9 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             return set()
 
+    def open_upload_count(self):
+        return sum(len(_numbered_folders(user_folder)) for user_folder in _numbered_folders(self.staging))
+
     def assemble(self, key, count, out, max_bytes):
         folder = self._upload_folder(key)
         if not folder.is_dir():

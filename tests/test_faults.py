@@ -16,6 +16,7 @@ from services import auth
 from services.errors import Stopping, StorageFull
 from tests.conftest import row_counts, signed_params
 from tests.test_activity import some_records
+from tests.test_metrics import database_errors
 from tests.test_pictures import _upload_ids, complete, encode, noisy, send_chunk, staged_files, upload, wait_for
 
 LIST = "/zhugeleida/admin/product/product_list"
@@ -244,7 +245,7 @@ def test_database_full_inside_a_transaction_names_the_real_cause(full_disk_setti
 
 @on_postgresql
 def test_connection_dying_under_a_call_that_committed_nothing_runs_it_once_more(database, company, caplog):
-    runs = []
+    runs, lost_before = [], database_errors("connection_lost")
 
     def work():
         runs.append(1)
@@ -256,6 +257,7 @@ def test_connection_dying_under_a_call_that_committed_nothing_runs_it_once_more(
 
     assert models.run_job(work) == "改名" and len(runs) == 2
     assert "running it again" in caplog.text
+    assert database_errors("connection_lost") == lost_before + 1  # /metrics counts it
 
 
 @on_postgresql

@@ -48,7 +48,8 @@ async def test_healthy_service_answers_200_without_a_signature(client):
     free = body["data"].pop("free_bytes")
     assert free > 0
     assert body == {"code": 200, "msg": "查询成功", "data": {"version": VERSION, "database": True,
-                                                         "database_writable": True, "storage": True}}
+                                                         "database_writable": True, "storage": True,
+                                                         "rollup_lag_days": None, "pool_backlog": 0}}
 
 
 @pytest.mark.gen_test
@@ -58,7 +59,8 @@ async def test_database_down_answers_503_then_200_once_it_is_back(client, tmp_pa
     assert status == 503
     assert body["code"] == 503 and body["msg"] == "服务不可用"
     body["data"].pop("free_bytes")
-    assert body["data"] == {"version": VERSION, "database": False, "database_writable": False, "storage": True}
+    assert body["data"] == {"version": VERSION, "database": False, "database_writable": False, "storage": True,
+                            "rollup_lag_days": None, "pool_backlog": 0}
     status, body = await client.request("GET", HEALTHZ)
     assert status == 200 and body["data"]["database"] is True
 
@@ -71,7 +73,8 @@ async def test_storage_not_writable_answers_503(client, app, folder):
     assert status == 503
     assert body["code"] == 503
     body["data"].pop("free_bytes")
-    assert body["data"] == {"version": VERSION, "database": True, "database_writable": True, "storage": False}
+    assert body["data"] == {"version": VERSION, "database": True, "database_writable": True, "storage": False,
+                            "rollup_lag_days": None, "pool_backlog": 0}
 
 
 @pytest.mark.gen_test

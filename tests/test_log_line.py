@@ -1,7 +1,13 @@
 """The request log line: cheap (buffered, formatted once), yet a WARNING is written at once and the rest
 within a flush."""
+import io
+import json
 import logging
+import shutil
 
+import pytest
+
+import logs
 import server
 
 
@@ -38,3 +44,75 @@ def test_line_format_keeps_time_with_milliseconds_and_tracebacks():
     stamp = line.split(" ERROR ")[0]
     assert len(stamp) == len("2026-12-01 03:56:10,166") and stamp[-4] == ","
     assert " ERROR zgld failed here\nTraceback" in line and "ValueError: boom" in line
+
+
+# ---- the request id on every line a request causes, in both formats ----------------------------------------
+
+@pytest.fixture
+def service_log():
+    """The lines the service's loggers write during a test, formatted as `logging.format` says."""
+    stream = io.StringIO()
+    logger = logging.getLogger("zgld")
+    saved = logger.level
+    handlers = []
+
+    def start(form):
+        handler = server.BufferedLineHandler(stream)
+        handler.setFormatter(server.FORMATTERS[form]())
+        logger.addHandler(handler)
+        handlers.append(handler)
+        logger.setLevel(logging.DEBUG)  # /healthz's request line is DEBUG
+
+    def lines():
+        for handler in handlers:
+            handler.flush()
+        return stream.getvalue().splitlines()
+
+    start.lines = lines
+    yield start
+    for handler in handlers:
+        logger.removeHandler(handler)
+    logger.setLevel(saved)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("form", ["text", "json"])
+async def test_a_line_written_in_a_worker_thread_carries_its_requests_id(client, app, service_log, form):
+    service_log(form)
+    shutil.rmtree(app.settings["storage"].staging)
+    app.settings["storage"].staging.write_text("not a folder")  # /healthz's probe logs a WARNING in its job
+    status, _ = await client.request("GET", "/healthz", headers={"X-Request-Id": "trace-7"})
+    assert status == 503
+    logging.getLogger("zgld.test").warning("written outside any request")
+    lines = service_log.lines()
+    if form == "json":
+        entries = [json.loads(line) for line in lines]  # every line is one JSON object
+        warning = next(e for e in entries if e["logger"] == "zgld.health")
+        assert warning["request_id"] == "trace-7" and warning["level"] == "WARNING"
+        assert warning["message"].startswith("health: storage is not writable")
+        request = next(e for e in entries if e["logger"] == "zgld.request")
+        assert {k: request[k] for k in ("request_id", "route", "method", "path", "status", "code", "user")} == {
+            "request_id": "trace-7", "route": "/healthz", "method": "GET", "path": "/healthz", "status": 503,
+            "code": 503, "user": None}
+        assert request["ms"] > 0 and request["time"].endswith("+00:00")
+        outside = next(e for e in entries if e["logger"] == "zgld.test")
+        assert "request_id" not in outside
+    else:
+        assert any(" WARNING zgld.health request_id=trace-7 health: storage is not writable" in line
+                   for line in lines)
+        assert any(" DEBUG zgld.request request_id=trace-7 GET /healthz status=503 code=503 " in line
+                   for line in lines)
+        assert lines[-1].endswith(" WARNING zgld.test written outside any request")
+
+
+def test_json_lines_carry_tracebacks_and_escape_what_they_quote():
+    formatter = logs.JsonFormatter()
+    try:
+        raise ValueError('boom "quoted"\nsecond line')
+    except ValueError as e:
+        record = logging.LogRecord("zgld", logging.ERROR, "", 0, "failed %s", ("here",), (type(e), e, e.__traceback__))
+    line = formatter.format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "failed here" and entry["level"] == "ERROR"
+    assert entry["exception"].startswith("Traceback") and 'ValueError: boom "quoted"' in entry["exception"]

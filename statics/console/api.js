@@ -143,7 +143,7 @@
   }
 
   global.Api = {
-    ApiError, get, post, login, logout, forget, passwordChanged, uploadPicture,
+    ApiError, get, post, login, logout, forget, passwordChanged, uploadPicture, signedQuery,
     get session() { return session; },
     get isAdmin() { return !!session && Number(session.role_id) === 1; },
   };
