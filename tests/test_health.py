@@ -100,6 +100,6 @@ class RemoteStorage:
 
 
 @pytest.mark.parametrize("writable", [True, False])
-def test_the_check_asks_the_storage_interface_not_its_folders(database, writable):
-    data, ok = health.check(RemoteStorage(writable))
+def test_the_check_asks_the_storage_interface_not_its_folders(database, settings, writable):
+    data, ok = health.check(RemoteStorage(writable), settings)
     assert (data["storage"], ok) == (writable, writable)
