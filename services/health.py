@@ -74,12 +74,13 @@ def storage_writable(storage):
 
 
 def free_bytes(storage):
-    """The least free space of the disks holding the storage's files and a SQLite database."""
+    """The least free space of the disks holding the storage's files and a SQLite database; None when no
+    local disk holds either (a remote storage backend and PostgreSQL)."""
     free = [storage.free_bytes()]
     if isinstance(db.obj, pw.SqliteDatabase) and db.obj.database not in ("", ":memory:"):
         with contextlib.suppress(OSError):
             free.append(shutil.disk_usage(Path(db.obj.database).resolve().parent).free)
-    return min((f for f in free if f is not None), default=0)
+    return min((f for f in free if f is not None), default=None)
 
 
 def rollup_lag(settings):
@@ -98,9 +99,10 @@ def check(storage, settings):
     answers = database_answers()
     writable = answers and database_writable()
     room = free_bytes(storage)
-    if room < min_free_bytes:
+    roomy = room is None or room >= min_free_bytes
+    if not roomy:
         log.warning("health: %d bytes free, below storage.min_free_bytes (%d)", room, min_free_bytes)
-    storage_ok = storage_writable(storage) and room >= min_free_bytes
+    storage_ok = storage_writable(storage) and roomy
     data = {"version": VERSION, "database": answers, "database_writable": writable, "storage": storage_ok,
             "free_bytes": room, "rollup_lag_days": rollup_lag(settings) if answers else None}
     return data, answers and writable and storage_ok
