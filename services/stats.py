@@ -15,7 +15,9 @@ services.clock's) is injectable so tests can move the clock instead of sleeping.
 """
 import contextlib
 import datetime
+import functools
 import logging
+import operator
 import os
 import socket
 import uuid
@@ -385,20 +387,22 @@ def _rolled_sums(company_id, windows, done_through):
         if first is not None:
             values[f"first{n}"] = first
     shape = ("rolled", tuple(first is None for first, _ in windows))
-    row = run_compiled(shape, lambda **v: _rolled_sums_query(len(windows), **v), **values)[0]
-    figures = [int(v or 0) for v in row]
-    return [dict(zip(METRICS, figures[n * len(METRICS):(n + 1) * len(METRICS)], strict=True))
-            for n in range(len(windows))]
+    rows = sorted(run_compiled(shape, lambda **v: _rolled_sums_query(len(windows), **v), **values))
+    return [dict(zip(METRICS, (int(v or 0) for v in figures), strict=True)) for _, *figures in rows]
 
 
 def _rolled_sums_query(window_count, company, done_through, **bounds):
-    columns = []
+    """A SELECT per window, numbered, joined by UNION ALL: each sums just its range of the (company, day)
+    index. (One SELECT over all the company's days with a CASE per window and metric cost five times as
+    much: acount_data's largest part.)"""
+    selects = []
     for n in range(window_count):
-        in_window = DailyStats.day <= bounds[f"last{n}"]
+        in_window = (DailyStats.company == company) & (DailyStats.day <= bounds[f"last{n}"])
         if f"first{n}" in bounds:
             in_window &= DailyStats.day >= bounds[f"first{n}"]
-        columns += [pw.fn.SUM(pw.Case(None, [(in_window, getattr(DailyStats, m))], 0)) for m in METRICS]
-    return DailyStats.select(*columns).where(DailyStats.company == company, DailyStats.day <= done_through)
+        sums = [pw.fn.SUM(getattr(DailyStats, m)) for m in METRICS]
+        selects.append(DailyStats.select(pw.Value(n, converter=False), *sums).where(in_window))
+    return functools.reduce(operator.add, selects)  # Peewee's + is UNION ALL
 
 
 def window_totals(company_id, windows, settings, now=None):
@@ -496,10 +500,14 @@ def home_page(caller, company_id, settings, now=None):
         "company_name": company.name,
         "username": caller.username,
         "mingpian_num": company.mingpian_available_num,
-        "user_count": User.select().where(User.company == company.id).count(),
+        "user_count": run_compiled(("users",), _user_count, company=company.id)[0][0],
         "expired_time": expires.isoformat() if expires else "",
         "open_up_date": opened.isoformat(),
         "available_days": max((expires - today).days, 0) if expires else 0,
         "used_days": max((today - opened).days, 0),
         "customer_num": customers,
     }}
+
+
+def _user_count(company):
+    return User.select(pw.fn.COUNT(User.id)).where(User.company == company)

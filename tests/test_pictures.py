@@ -733,3 +733,24 @@ def test_base64_split_anywhere_gives_the_same_bytes_and_nothing_may_follow_the_p
             decoder.feed(followed[cut:])
             decoder.finish()
         assert refused.value.data == {"img_data": ["base64 文本在结尾的 = 之后还有内容"]}, cut
+
+
+def test_pictures_are_encoded_into_a_file_with_a_descriptor_so_the_loop_keeps_serving(monkeypatch):
+    """Pillow encodes with the GIL released only into a file with a descriptor: into a BytesIO it holds
+    the GIL for every 64 KB of output, and a small GET on the event loop waited 100-250 ms behind the
+    completions. Each save, picture and thumbnail, gets such a file, and the result is the same picture."""
+    from services import images
+    original = io.BytesIO()
+    Image.new("RGB", (640, 480), "teal").save(original, "JPEG")
+    descriptors = []
+    save = Image.Image.save
+
+    def watched_save(image, fp, *args, **kwargs):
+        descriptors.append(fp.fileno())  # a BytesIO raises io.UnsupportedOperation here
+        return save(image, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", watched_save)
+    picture = images.process(io.BytesIO(original.getvalue()), 10**7, 100, 85)
+    assert len(descriptors) == 2 and all(isinstance(fd, int) for fd in descriptors)
+    with Image.open(io.BytesIO(picture.data)) as stored, Image.open(io.BytesIO(picture.thumbnail)) as thumbnail:
+        assert (stored.format, stored.size, thumbnail.size) == ("JPEG", (640, 480), (100, 75))

@@ -1,5 +1,6 @@
 """The product catalogue, reading: product_list and product_single (docs/api.md section 8)."""
 import datetime
+import urllib.parse
 
 import peewee as pw
 import pytest
@@ -8,7 +9,7 @@ from playhouse.test_utils import count_queries
 
 import models
 from services import demo, products
-from tests.conftest import row_counts
+from tests.conftest import row_counts, signed_params
 from tests.product_data import ADD, LIST, SINGLE, STATUS, Catalogue
 
 MAX_ID = 2**31 - 1
@@ -311,3 +312,25 @@ async def test_demo_catalogue_is_loaded_once_and_listed(client, settings, databa
     assert models.ProductPicture.select().count() == 12
     served = await client.http_client.fetch(f"{client.base_url}/{rows[0]['cover_picture']}")
     assert served.code == 200 and served.body.startswith(b"\x89PNG")
+
+
+def test_the_first_cover_comes_from_an_index_not_a_sort_per_product(cat):
+    """A page's covers are read in index order, (product, picture_type, order, id): without that index
+    SQLite sorted each product's pictures in a temporary b-tree, a fifth of the page's SQL time."""
+    if not isinstance(models.db.obj, pw.SqliteDatabase):
+        pytest.skip("SQLite's query plan; PostgreSQL plans by its own statistics")
+    sql, plan = products._LIST[(True, False)]._compile()
+    values = {"product_type": 1, "status_a": 1, "status_b": 3, "company_id": cat.a.id, "limit": 20, "offset": 0}
+    steps = [row[3] for row in models.db.execute_sql(
+        "EXPLAIN QUERY PLAN " + sql, [values[name] if name else constant for name, constant in plan])]
+    assert any("product_picture" in step and "INDEX" in step for step in steps), steps
+    assert not any("TEMP B-TREE" in step for step in steps), steps
+
+
+@pytest.mark.gen_test
+async def test_a_signed_answer_carries_no_etag(client, cat, http_client, base_url):
+    """Each signed URL holds a signature of its own and is never fetched again with If-None-Match: no
+    ETag is computed for it (the console's files keep theirs)."""
+    url = f"{base_url}{LIST}?{urllib.parse.urlencode(signed_params(cat.staff, product_type=1))}"
+    response = await http_client.fetch(url)
+    assert response.code == 200 and "Etag" not in response.headers and response.headers["X-Request-Id"]

@@ -434,8 +434,9 @@ async def test_company_id_over_http(client, settings, staff, admin, outsider, fr
 
 
 @pytest.mark.gen_test
-async def test_home_page(client, settings, company, admin, staff, make_user, frozen):
+async def test_home_page(client, settings, company, admin, staff, make_user, make_company, frozen):
     make_user(company, status=models.USER_DISABLED)
+    make_user(make_company("别家公司"))  # not counted: user_count is the company's own
     models.Company.update(create_date=datetime.datetime(2024, 2, 20, 9)).where(
         models.Company.id == company.id).execute()
     put(settings, [rec("binding", staff, "a", local(2024, 3, 1)), rec("binding", staff, "b", NOW),
