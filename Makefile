@@ -35,9 +35,12 @@ demo: setup
 test: setup browser
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
+# ruff, and mypy on the service's code (mypy.ini says what and how strictly)
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # One executable file for servers without Python: dist/zhugeleida (see tools/build_dist.sh).
 $(BIN)/.installed-dist: $(BIN)/.installed requirements-dist.txt

@@ -56,6 +56,7 @@ from handlers.base import (
 )
 from services import audit, auth, calls, images, pictures, stats
 from storage import make_storage
+from storage.base import StorageConfigError
 from storage.local import HOST_TAG
 from version import VERSION
 from workers import Workers
@@ -99,7 +100,8 @@ class _CountedBody(tornado.httputil.HTTPMessageDelegate):
 
     def __init__(self, app, request, delegate, limit):
         self.app, self.request, self.delegate, self.limit = app, request, delegate, limit
-        self.size, self.start = 0, None
+        self.size = 0
+        self.start: tuple = ()  # the request's start line and headers, once received
 
     def headers_received(self, start_line, headers):
         self.start = (start_line, headers)
@@ -246,6 +248,12 @@ async def wait_for_inflight(app, seconds):
     return not app.settings["inflight"]
 
 
+def _settle(future: asyncio.Future) -> None:
+    """Mark `future` done unless it already is."""
+    if not future.done():
+        future.set_result(True)
+
+
 def close_idle_connections(app, server):
     """At the start of a stop: close keep-alive connections with no request on them (their client opens a
     new connection, to another process, for its next request), and have busy ones close after their
@@ -287,7 +295,7 @@ async def stop_workers(app):
 
     def shutdown():
         workers.shutdown(close=models.db.close)
-        loop.call_soon_threadsafe(lambda: ended.done() or ended.set_result(True))
+        loop.call_soon_threadsafe(_settle, ended)
 
     # a thread of its own (daemon): a stuck shutdown must not hold up the exit, as asyncio.to_thread's would
     threading.Thread(target=shutdown, daemon=True, name="zgld-stop").start()
@@ -699,7 +707,10 @@ def main(argv=None):
     if hasattr(args, "data_dir"):
         config_module.place_data(settings, args.data_dir)
     configure_logging(settings["logging"]["level"], form=settings["logging"]["format"])
-    args.command(settings, args)
+    try:
+        args.command(settings, args)
+    except StorageConfigError as e:  # found when the storage is made, after the settings were read
+        sys.exit(f"configuration error: {e}")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import config  # noqa: E402
 import models  # noqa: E402
-from services import auth, stats  # noqa: E402
-from services.activity import insert_rows  # noqa: E402
+from services import auth, clock, stats  # noqa: E402
 
 COMPANIES = 50
 USERS_PER_COMPANY = 4
@@ -96,7 +95,7 @@ def load_events(count, users, rng, settings):
         at = when()
         customer_rows.append((company, f"bench-{first + n}", "", at, at))
     with models.db.atomic():
-        insert_rows(models.Customer, [models.Customer.company, models.Customer.openid, models.Customer.name,
+        models.insert_rows(models.Customer, [models.Customer.company, models.Customer.openid, models.Customer.name,
                                       models.Customer.create_date, models.Customer.first_bound_at], customer_rows)
     customers = {}
     for cid, company, bound in models.Customer.select(models.Customer.id, models.Customer.company,
@@ -117,9 +116,9 @@ def load_events(count, users, rng, settings):
                                (models.AccessEvent, models.AccessEvent.action, access_rows)):
         for chunk in pw.chunked(rows, 100_000):  # transactions short enough for the server's roll-up check
             with models.db.atomic():
-                insert_rows(model, [model.company, model.customer, model.user, extra, model.happened_at], chunk)
+                models.insert_rows(model, [model.company, model.customer, model.user, extra, model.happened_at], chunk)
     # The roll-up of every day so far, as a rebuild would do it; today stays raw.
-    today = stats.local_today(settings)
+    today = clock.local_today(settings)
     stats.rebuild(today - datetime.timedelta(days=HISTORY_DAYS + 1), today - datetime.timedelta(days=1), settings)
     stats.rollup_if_due(settings)  # sets the progress row on the first load
     settle()
@@ -143,9 +142,9 @@ def total_events():
 
 def naive_counts(company_id, first, last, settings, metrics=stats.METRICS):
     """`metrics` over [first, last] (None: all time) with one COUNT each, straight from raw rows."""
-    tz = stats.zone(settings)
-    start = stats.day_start(first, tz) if first else datetime.datetime(1970, 1, 1)
-    end = stats.day_start(last + datetime.timedelta(days=1), tz)
+    tz = clock.zone(settings)
+    start = clock.day_start(first, tz) if first else datetime.datetime(1970, 1, 1)
+    end = clock.day_start(last + datetime.timedelta(days=1), tz)
     action_of = {metric: action for action, metric in stats.ACTION_METRICS.items()}
     figures = {}
     for metric in metrics:
@@ -164,7 +163,7 @@ def naive_counts(company_id, first, last, settings, metrics=stats.METRICS):
 
 
 def naive_acount(company_id, settings):
-    today = stats.local_today(settings)
+    today = clock.local_today(settings)
     day = datetime.timedelta(days=1)
     return {"count_data": naive_counts(company_id, None, today, settings),
             "yesterday_data": naive_counts(company_id, today - day, today - day, settings),
@@ -175,7 +174,7 @@ def naive_acount(company_id, settings):
 def naive_line(company_id, days, index_type, settings):
     """One COUNT per day, as the old system drew its curve."""
     metric = stats.METRICS[index_type - 1]
-    today = stats.local_today(settings)
+    today = clock.local_today(settings)
     points = []
     for n in range(days, 0, -1):
         day = today - datetime.timedelta(days=n)

@@ -49,7 +49,7 @@ class BaseHandler(tornado.web.RequestHandler):
     inline_read = False  # a GET whose work is a short read: on SQLite it runs on the event loop
     spends_signature = True  # a POST is done once per signature (the upload calls are exempt)
     keeps_answer = True  # False: the answer holds a secret, never stored for a retry (which is then refused)
-    audit_kind = None  # a write recorded in the audit trail: the kind of what it changes ("user", ...)
+    audit_kind: str | None = None  # a write recorded in the audit trail: the kind of what it changes ("user", ...)
     audit_self = False  # the write's target is the caller (logout, modify_password), not a path or answer id
     log_level = logging.INFO  # of the one line each request logs
     job_started = False  # call() has begun checking the signature
@@ -190,14 +190,14 @@ class BaseHandler(tornado.web.RequestHandler):
         """What services.calls needs to know about this request."""
         spends = self.spends_signature and self.request.method == "POST"
         call = calls.Call(params=self.query(), settings=self.config, seen=self.settings["signatures"],
-                          spends=spends, access=self.access, max_age_seconds=self.signature_max_age(),
+                          spends=spends, access=self.access or "", max_age_seconds=self.signature_max_age(),
                           keeps_answer=self.keeps_answer)
         if spends:
             call.route = f"{type(self).__module__}.{type(self).__qualname__}"
             call.path_ids = tuple(self.path_args)
-            call.query = sorted((k, [v.decode("utf-8", "replace") for v in values])
-                                for k, values in self.request.query_arguments.items()
-                                if k not in calls.SIGNING_PARAMS)
+            call.query = tuple(sorted((k, [v.decode("utf-8", "replace") for v in values])
+                                      for k, values in self.request.query_arguments.items()
+                                      if k not in calls.SIGNING_PARAMS))
             call.content_type = self.request.headers.get("Content-Type", "")
             call.body = self.request.body or b""
             call.audit = self.audit_note()
@@ -327,7 +327,7 @@ def log_request(handler, line: logs.RequestLine | None = None) -> None:
     level = getattr(handler, "log_level", logging.INFO)
     if not log.isEnabledFor(level):
         return
-    log.handle(log.makeRecord(log.name, level, "", 0, line or request_line(handler), None, None))
+    log.handle(log.makeRecord(log.name, level, "", 0, line or request_line(handler), (), None))
 
 
 def routes_declaring_access(routes: list) -> list:

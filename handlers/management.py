@@ -1,4 +1,4 @@
-"""The shape the management areas (users, roles, companies) share, in the seed's style: a paged list (GET)
+"""The shape the management areas (users, roles, companies) share (docs/api.md sections 5 to 7): a paged list (GET)
 and `add/0`, `update/{id}`, `delete/{id}` (POST, administrators only).
 
 An area subclasses these, names its operations (declared beside its service) and makes its one service
@@ -31,11 +31,14 @@ class AddHandler(BaseHandler):
 
 class UpdateHandler(BaseHandler):
     access = ADMIN
-    keep_if_absent = ()  # fields left as they are when the request does not send them (the old forms do not)
+    # fields left as they are when the request does not send them (the old forms do not)
+    keep_if_absent: tuple[str, ...] = ()
 
     async def post(self, object_id):
         object_id = path_id(object_id)
         args = self.args()
+        if self.operation is None:
+            raise RuntimeError(f"{type(self).__name__} declares no operation")
         form = self.operation.validate(args, self.config)
         await self.update(object_id, {k: v for k, v in form.items() if k in args or k not in self.keep_if_absent})
         self.reply({}, "修改成功")

@@ -37,7 +37,7 @@ class MetricsHandler(BaseHandler):
     answer_type = "text/plain"
 
     async def get(self):
-        if not allowed(self.request.remote_ip, self.config["metrics"]["allowed_networks"]):
+        if not allowed(self.request.remote_ip or "", self.config["metrics"]["allowed_networks"]):
             raise tornado.web.HTTPError(404)
         # this process's pools, read on the loop (another process's are sampled every metrics.SAMPLE_MS)
         metrics.sample_pools(self.settings["executor"].backlog(), images.queue_depth())

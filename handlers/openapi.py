@@ -186,10 +186,11 @@ class OpenApiHandler(BaseHandler):
 class DocsPageHandler(ConsoleFileHandler):
     """GET /docs: the reference page, a file of the console (which declares its access: public)."""
 
-    def get(self, include_body=True):
+    # the route takes no path: the file is fixed (so the signatures differ from StaticFileHandler's)
+    def get(self, include_body=True):  # type: ignore[override]
         return super().get("docs.html", include_body)
 
-    def head(self):
+    def head(self):  # type: ignore[override]
         return self.get(include_body=False)
 
 

@@ -6,8 +6,10 @@ holds only when the signing timestamp is the upload's id; old clients sign each 
 upload's id in the body (pictures.upload_params), which makes it an ordinary signed call.
 """
 import asyncio
+from typing import cast
 
 import tornado.web
+from tornado.http1connection import HTTP1Connection
 
 import metrics
 from handlers.base import BaseHandler, api
@@ -47,8 +49,14 @@ class AddPictureHandler(UploadHandler):
 
     operation = pictures.ADD_PICTURE  # checked by the chunk's reader: its fields may come after the bytes
 
-    upload = None
+    upload: pictures.ChunkUpload | None = None
     disconnected = False
+
+    @property
+    def chunk(self) -> pictures.ChunkUpload:
+        """The upload prepare() opened: every body callback and post() run after it has."""
+        assert self.upload is not None
+        return self.upload
 
     async def prepare(self):
         await super().prepare()
@@ -57,41 +65,42 @@ class AddPictureHandler(UploadHandler):
         headers = self.request.headers
         query, content_type, length = self.query(), headers.get("Content-Type", ""), headers.get("Content-Length")
         signature = self.signature_rule(query)
-        self.upload = await self.call(lambda caller: pictures.begin_chunk(
+        self.upload = upload = await self.call(lambda caller: pictures.begin_chunk(
             self.storage, self.config, caller, query, content_type, length, signature))
         if self.disconnected:  # the client left while the chunk was being opened
-            await self.run(self.upload.abort)
+            await self.run(upload.abort)
             return
-        self.request.connection.set_max_body_size(self.upload.max_body_bytes)
+        connection = cast(HTTP1Connection, self.request.connection)  # the body is still to be read over it
+        connection.set_max_body_size(upload.max_body_bytes)
         # a chunk may take minutes on a slow line: longer than an ordinary body may
-        self.request.connection.set_body_timeout(self.config["upload"]["body_timeout_seconds"])
+        connection.set_body_timeout(self.config["upload"]["body_timeout_seconds"])
 
     def data_received(self, data):
-        batch = self.upload.feed(data)
-        if self.upload.failure is not None and "Content-Length" not in self.request.headers:
+        batch = self.chunk.feed(data)
+        if self.chunk.failure is not None and "Content-Length" not in self.request.headers:
             # A chunked body has no declared end: answer at once (the connection then closes) rather than
             # read on to Tornado's body limit and its bare 400.
-            return self.answer_now(self.upload.failure)
+            return self.answer_now(self.chunk.failure)
         if batch is not None:
-            return self.run(self.upload.write, batch)
+            return self.run(self.chunk.write, batch)
         # decoding base64 costs about 1 ms per 64 KB: let other requests in between pieces
-        return asyncio.sleep(0) if self.upload.decodes else None
+        return asyncio.sleep(0) if self.chunk.decodes else None
 
     async def answer_now(self, failure):
         if not self._finished:
-            await self.run(self.upload.abort)
+            await self.run(self.chunk.abort)
             exc_info = (type(failure), failure, failure.__traceback__)
             self.log_exception(*exc_info)  # silent for an answer (ServiceError), logged for a fault
             self.send_error(exc_info=exc_info)
 
     async def post(self):
-        data = await self.run(self.upload.finish)
+        data = await self.run(self.chunk.finish)
         metrics.upload_bytes(data["size"])
         self.reply(data, "上传成功")
 
     def cut_off(self):
         if self.upload is not None:  # the stop cut this chunk off: no partial chunk is kept
-            self.upload.abort()
+            self.chunk.abort()
         super().cut_off()
 
     def on_connection_close(self):

@@ -55,7 +55,7 @@ class ProductUpdateHandler(BaseHandler):
         product_id = path_id(product_id)
         form = self.form()
         await self.call(products.update_product, product_id, form, self.settings["storage"])
-        self.reply({}, "添加成功")  # sic: the seed's text, which existing clients compare against
+        self.reply({}, "添加成功")  # sic: the old system's text, which existing clients compare against
 
 
 class ProductDeleteHandler(BaseHandler):

@@ -1,4 +1,7 @@
 """The dashboard statistics (docs/api.md section 10)."""
+from collections.abc import Callable
+from typing import Any
+
 from handlers.base import BaseHandler, api
 from services import stats
 from services.scope import MEMBER
@@ -9,7 +12,8 @@ class CompanyStatsHandler(BaseHandler):
 
     access = MEMBER
 
-    view = None  # not inline_read: today is counted from raw records, which a busy day makes slow
+    # not inline_read: today is counted from raw records, which a busy day makes slow
+    view: Callable[[Any, int | None, dict], dict]
 
     async def get(self):
         form = self.form()

@@ -26,15 +26,16 @@ from models import (
     BINDING_SCAN,
     RECORD_ID_LENGTH,
     AccessEvent,
+    CompiledQuery,
     Customer,
     CustomerBinding,
     FollowUp,
     User,
-    db,
-    utcnow,
+    insert_rows,
+    tuples,
     write_transaction,
 )
-from services import scope, stats
+from services import clock, scope, stats
 from services.errors import FormInvalid, NotFound
 from services.forms import Field, Int, JsonList, Operation, Str, object_schema, parse_json, validate
 
@@ -62,13 +63,13 @@ class Moment(Field):
         text = str(value).strip()
         try:
             if text.isascii() and text.isdigit():
-                moment = datetime.datetime.fromtimestamp(int(text) / 1000, stats.UTC)
+                moment = datetime.datetime.fromtimestamp(int(text) / 1000, clock.UTC)
             else:
                 moment = datetime.datetime.fromisoformat(text)
                 if moment.tzinfo is None:
                     moment = moment.replace(tzinfo=self.tz)
             # inside the try: years 1 and 9999 overflow when moved to UTC
-            moment = moment.astimezone(stats.UTC).replace(tzinfo=None)
+            moment = moment.astimezone(clock.UTC).replace(tzinfo=None)
         except (ValueError, OverflowError, OSError):
             raise ValueError("必须是 ISO 8601 时间或毫秒时间戳") from None
         if not OLDEST <= moment <= self.latest:
@@ -106,16 +107,18 @@ BATCH = Operation("上传一批客户活动记录（绑定、跟进、访问）"
                   {"records": JsonList(max_items=MAX_BATCH, items=record_schema)}, codes=(302,))
 
 EXTRA_FIELD = {"binding": "source", "follow_up": "content", "access": "action"}
-MODELS = {"binding": CustomerBinding, "follow_up": FollowUp, "access": AccessEvent}
-EXTRA_COLUMN = {"binding": CustomerBinding.source, "follow_up": FollowUp.content, "access": AccessEvent.action}
+EventModel = type[CustomerBinding] | type[FollowUp] | type[AccessEvent]
+MODELS: dict[str, EventModel] = {"binding": CustomerBinding, "follow_up": FollowUp, "access": AccessEvent}
+EXTRA_COLUMN: dict[str, pw.Field] = {"binding": CustomerBinding.source, "follow_up": FollowUp.content,
+                                    "access": AccessEvent.action}
 
 
 def validate_records(raw_records, settings, now=None, labels=None):
     """Typed Records for a list of dicts, or a 303 naming every bad one (up to MAX_ERRORS).
 
     `labels` names the records in messages (default `records[i]`; the import uses line numbers)."""
-    now_utc = stats.current_time(now).astimezone(stats.UTC).replace(tzinfo=None)
-    schemas = _schemas(stats.zone(settings), now_utc + FUTURE_TOLERANCE)
+    now_utc = clock.utc_naive(now)
+    schemas = _schemas(clock.zone(settings), now_utc + FUTURE_TOLERANCE)
     records, errors = [], {}
     for index, raw in enumerate(raw_records):
         label = labels[index] if labels else f"records[{index}]"
@@ -181,8 +184,8 @@ def _write(records, companies, settings, now):
             rows[r.kind].append((company, found[company, r.openid], r.user_id, r.extra, r.at, r.record_id))
         stored = {}
         for kind, model in MODELS.items():
-            fields = [model.company, model.customer, model.user, EXTRA_COLUMN[kind], model.happened_at,
-                      model.record_id]
+            fields: list[pw.Field] = [model.company, model.customer, model.user, EXTRA_COLUMN[kind],
+                                      model.happened_at, model.record_id]
             # A concurrent batch may have just stored a record with the same id: that row is left out.
             has_ids = any(row[-1] is not None for row in rows[kind])
             stored[kind] = insert_rows(model, fields, rows[kind], ignore_conflicts=has_ids)
@@ -213,14 +216,20 @@ def _unknown_records(records, companies):
 
 
 def _stored_record_ids(model, company, record_ids):
-    """The ids among `record_ids` that `company` already has for `model` (SQL by hand, as _customer_ids)."""
-    table, param = model._meta.table_name, db.param
+    """The ids among `record_ids` that `company` already has for `model`."""
     stored = []
     for chunk in pw.chunked(sorted(record_ids), 500):
-        cursor = db.execute_sql(f'SELECT "record_id" FROM "{table}" WHERE "company_id" = {param} '
-                                f'AND "record_id" IN ({", ".join([param] * len(chunk))})', [company, *chunk])
+        cursor = _STORED_RECORD_IDS[model].execute(company=company, record_ids=chunk)
         stored += [record_id for (record_id,) in cursor.fetchall()]
     return stored
+
+
+def _stored_record_ids_query(model: EventModel) -> CompiledQuery:
+    return CompiledQuery(lambda slot: model.select(model.record_id).where(
+        model.company == slot("company"), model.record_id.in_(slot.each("record_ids"))))
+
+
+_STORED_RECORD_IDS = {model: _stored_record_ids_query(model) for model in MODELS.values()}
 
 
 def user_companies(caller, records, labels=None):
@@ -229,7 +238,7 @@ def user_companies(caller, records, labels=None):
     ids = {r.user_id for r in records}
     found = {}
     for chunk in pw.chunked(sorted(ids), 500):
-        found.update(User.select(User.id, User.company).where(User.id.in_(chunk)).tuples())
+        found.update(tuples(User.select(User.id, User.company).where(User.id.in_(chunk))))
     limit = scope.limited_to(caller) if caller is not None else None
     if limit is not None:
         found = {user: company for user, company in found.items() if company == limit}
@@ -257,7 +266,7 @@ def _create_customers(wanted, found):
     missing = [key for key in wanted if key not in found]
     if not missing:
         return {}
-    created = utcnow()
+    created = clock.utc_naive()
     insert_rows(Customer, [Customer.company, Customer.openid, Customer.name, Customer.create_date,
                            Customer.first_bound_at],
                 [(c, openid, wanted[c, openid][0], created, wanted[c, openid][1]) for c, openid in missing],
@@ -270,63 +279,45 @@ def _first_binding_moves(bound):
     earliest binding) whose first binding this batch moves earlier."""
     firsts = {}
     for chunk in pw.chunked(list(bound), 500):
-        firsts.update(Customer.select(Customer.id, Customer.first_bound_at).where(Customer.id.in_(chunk)).tuples())
+        firsts.update(tuples(Customer.select(Customer.id, Customer.first_bound_at).where(Customer.id.in_(chunk))))
     return [(customer_id, at, firsts[customer_id]) for customer_id, at in bound.items()
             if firsts[customer_id] is None or at < firsts[customer_id]]
 
 
 def _move_first_bindings(moves):
     """Apply the moves in one statement; conditional, so a concurrent batch with an even earlier binding
-    is never overwritten. (VALUES names its columns column1, column2 on SQLite and PostgreSQL alike.)"""
-    if not moves:
-        return
-    table, pair = Customer._meta.table_name, f"({db.param}, {db.param})"
-    db.execute_sql(f'UPDATE "{table}" SET "first_bound_at" = v.column2 FROM (VALUES {", ".join([pair] * len(moves))}) '
-                   f'AS v WHERE "{table}"."id" = v.column1 '
-                   f'AND ("{table}"."first_bound_at" IS NULL OR "{table}"."first_bound_at" > v.column2)',
-                   [value for customer_id, at, _ in moves for value in (customer_id, at)])
+    is never overwritten."""
+    if moves:
+        _MOVE_FIRST_BINDINGS.execute(moves=[(customer_id, at) for customer_id, at, _ in moves])
 
 
-_INSERT_SQL = {}  # (database class, model, fields, ignore_conflicts) -> (head, one row's VALUES group, tail)
+def _move_first_bindings_query(slot):
+    # VALUES names its columns column1, column2 on SQLite and PostgreSQL alike.
+    moves = pw.NodeList((pw.SQL("("), slot.rows("moves", 2), pw.SQL(") AS v")), glue="")
+    customer_id, first = pw.SQL("v.column1"), pw.SQL("v.column2")
+    return Customer.update(first_bound_at=first).from_(moves).where(
+        Customer.id == customer_id, Customer.first_bound_at.is_null() | (Customer.first_bound_at > first))
 
 
-def insert_rows(model, fields, rows, ignore_conflicts=False):
-    """`insert_many` of `rows` (tuples in the order of `fields`); returns the rows inserted. Compiled once:
-    building a 1,000-row statement through Peewee costs about 0.1 ms a row, more than running it. Peewee
-    writes the statement for one row; its VALUES group is repeated for each row."""
-    key = (type(db.obj), model, tuple(f.name for f in fields), ignore_conflicts)
-    if key not in _INSERT_SQL:
-        query = model.insert_many([tuple(range(len(fields)))], fields=fields).as_rowcount()
-        if ignore_conflicts:
-            query = query.on_conflict_ignore()
-        sql, params = query.sql()
-        if len(params) != len(fields):  # Peewee added a column with a default: the rows would not fit the SQL
-            raise ValueError(f"insert_rows into {model.__name__}: list every field that has a default")
-        head, _, rest = sql.partition(" VALUES ")
-        group = rest[:rest.index(")") + 1]  # "(?, ?, ...)": placeholders hold no parentheses
-        _INSERT_SQL[key] = (head + " VALUES ", group, rest[len(group):])
-    head, group, tail = _INSERT_SQL[key]
-    inserted = 0
-    for chunk in pw.chunked(rows, MAX_BATCH):
-        cursor = db.execute_sql(head + ", ".join([group] * len(chunk)) + tail, [v for row in chunk for v in row])
-        inserted += cursor.rowcount  # rows left out by ignore_conflicts are not counted
-    return inserted
+_MOVE_FIRST_BINDINGS = CompiledQuery(_move_first_bindings_query)
 
 
 def _customer_ids(keys):
-    """{(company, openid): id} for the keys that exist: a query per company and 500 openids, written by
-    hand (compiling a long IN list through Peewee costs more than running it)."""
+    """{(company, openid): id} for the keys that exist: a query per company and 500 openids."""
     by_company = {}
     for company, openid in keys:
         by_company.setdefault(company, []).append(openid)
-    table, param = Customer._meta.table_name, db.param
     found = {}
     for company, openids in by_company.items():
         for chunk in pw.chunked(openids, 500):
-            cursor = db.execute_sql(f'SELECT "id", "openid" FROM "{table}" WHERE "company_id" = {param} '
-                                    f'AND "openid" IN ({", ".join([param] * len(chunk))})', [company, *chunk])
+            cursor = _CUSTOMER_IDS.execute(company=company, openids=chunk)
             found.update(((company, openid), cid) for cid, openid in cursor.fetchall())
     return found
+
+
+# Compiled once: compiling a long IN list through Peewee costs more than running it.
+_CUSTOMER_IDS = CompiledQuery(lambda slot: Customer.select(Customer.id, Customer.openid).where(
+    Customer.company == slot("company"), Customer.openid.in_(slot.each("openids"))))
 
 
 # ---- the CLI import ----------------------------------------------------------------------------------

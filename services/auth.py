@@ -6,7 +6,6 @@ import datetime
 import hashlib
 import hmac
 import secrets
-import time
 
 import peewee as pw
 
@@ -23,7 +22,7 @@ from models import (
     now,
     write_transaction,
 )
-from services import audit
+from services import audit, clock
 from services.errors import AccountDisabled, BadLogin, Throttled, TokenError, invalid
 from services.forms import Operation, Str
 
@@ -195,7 +194,7 @@ def login(login_name, password, settings, address="-", note=None):
     if user.status != USER_ENABLED:
         _release_attempt(name_key, address_key)
         raise _refused(note, user, AccountDisabled())
-    updates = {User.last_login_date: now()}
+    updates: dict[pw.Field, object] = {User.last_login_date: now()}
     if _is_legacy_md5(user.password_hash):
         updates[User.password_hash] = hash_password(password, auth["scrypt_n"])
     with db.atomic():
@@ -285,7 +284,7 @@ def authenticate(params, settings, max_age_seconds=None):
     timestamp = _parse_timestamp(params.get("timestamp"))
     user_id = _parse_user_id(params.get("user_id"))
     skew = settings["auth"]["max_skew_seconds"]
-    age = time.time() - timestamp / 1000
+    age = clock.epoch_seconds() - timestamp / 1000
     if age > (max_age_seconds or skew) or -age > skew:
         raise TokenError("时间戳已过期")
     user = _load_signer(user_id)
@@ -299,5 +298,5 @@ def authenticate(params, settings, max_age_seconds=None):
 
 def prune_used_signatures(settings):
     """Forget signatures too old to be accepted again (their timestamp is outside the skew window)."""
-    oldest = int(1000 * (time.time() - settings["auth"]["max_skew_seconds"]))
+    oldest = int(1000 * (clock.epoch_seconds() - settings["auth"]["max_skew_seconds"]))
     return UsedSignature.delete().where(UsedSignature.timestamp < oldest).execute()

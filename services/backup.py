@@ -5,28 +5,29 @@ service goes on writing (WAL lets writers continue), so a backup can be taken fr
 Pictures are copied after the snapshot: a picture uploaded meanwhile is included without a row pointing
 to it, which is harmless. On PostgreSQL the database is backed up with pg_dump instead.
 
-Archive layout: manifest.json, zhugeleida.db, statics/zhugeleida/... (paths under storage.root).
+Archive layout: manifest.json, zhugeleida.db, statics/zhugeleida/... (each file under its URL). Files are
+read and written through the storage interface (storage/base.py), so any backend can be backed up.
 """
 import contextlib
-import datetime
 import io
 import json
 import os
+import posixpath
 import shutil
 import sqlite3
 import tarfile
 import tempfile
 from pathlib import Path
 
+from services import clock
+from storage import make_storage
+from storage.base import UPLOADS_FOLDER, URL_PREFIX
 from version import VERSION
 
 ARCHIVE_FORMAT = 1
 MANIFEST = "manifest.json"
 DATABASE = "zhugeleida.db"
-STATICS = "statics"
-# Uploaded files live under storage.root/zhugeleida/ (URLs statics/zhugeleida/...); everything else
-# under statics/ ships with the service (the console) and is not data.
-UPLOADS = "zhugeleida"
+UPLOADS = f"{URL_PREFIX}{UPLOADS_FOLDER}/"  # the archive names of stored files: their URLs
 
 
 class BackupError(Exception):
@@ -38,15 +39,11 @@ def sqlite_path(settings, command):
     if not url.startswith("sqlite:///"):
         tool = "pg_dump" if command == "backup" else "pg_restore (or psql for a plain dump)"
         raise BackupError(f"the database is not SQLite ({url.split('@')[-1]}): use {tool} for the database, "
-                          f"and copy the pictures under storage.root ({settings['storage']['root']}) beside it")
+                          f"and copy the pictures (storage.root) beside it")
     path = url[len("sqlite:///"):]
     if not path or path == ":memory:":
         raise BackupError("the database is in memory: there is nothing to back up or restore")
     return Path(path)
-
-
-def uploads_folder(settings):
-    return Path(settings["storage"]["root"]) / UPLOADS
 
 
 # ---- backup ---------------------------------------------------------------------------------------------
@@ -67,10 +64,10 @@ def snapshot_database(source, target, busy_timeout_ms):
         raise BackupError(f"the copy of the database failed its integrity check: {result}")
 
 
-def _add_bytes(tar, name, data):
+def _add_bytes(tar, name, data, mtime=None):
     info = tarfile.TarInfo(name)
     info.size = len(data)
-    info.mtime = int(datetime.datetime.now().timestamp())
+    info.mtime = int(clock.now().timestamp() if mtime is None else mtime)
     info.mode = 0o644
     tar.addfile(info, io.BytesIO(data))
 
@@ -84,7 +81,7 @@ def backup(settings, archive):
     if archive.exists():
         raise BackupError(f"{archive} already exists: choose a new file name")
     archive.parent.mkdir(parents=True, exist_ok=True)
-    uploads = uploads_folder(settings)
+    storage = make_storage(settings)
     # Work beside the archive, so the snapshot never fills another disk and the rename below is atomic.
     with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".zgld-backup-") as work:
         copy = Path(work) / DATABASE
@@ -94,10 +91,10 @@ def backup(settings, archive):
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             with tarfile.open(fileobj=out, mode="w:gz") as tar:
                 manifest = {"format": ARCHIVE_FORMAT, "version": VERSION,
-                            "created": datetime.datetime.now().isoformat(timespec="seconds")}
+                            "created": clock.now().astimezone().replace(tzinfo=None).isoformat(timespec="seconds")}
                 _add_bytes(tar, MANIFEST, json.dumps(manifest).encode())
                 tar.add(copy, arcname=DATABASE)
-                pictures = _add_pictures(tar, uploads)
+                pictures = _add_pictures(tar, storage)
             out.flush()
             os.fsync(out.fileno())
         database_bytes = copy.stat().st_size
@@ -106,20 +103,21 @@ def backup(settings, archive):
             "archive_bytes": archive.stat().st_size}
 
 
-def _add_pictures(tar, uploads):
-    """Add every uploaded file; dot-names are files the storage is still writing (renamed when whole)."""
-    if not uploads.is_dir():
-        return 0
+def _add_pictures(tar, storage):
+    """Add every stored file under its URL."""
     count = 0
-    for path in sorted(p for p in uploads.rglob("*") if p.is_file() and not p.is_symlink()
-                       and not any(part.startswith(".") for part in p.relative_to(uploads).parts)):
+    for url, mtime in storage.stored_files():
         with contextlib.suppress(FileNotFoundError):  # deleted by the running service since the listing
-            tar.add(path, arcname=f"{STATICS}/{UPLOADS}/{path.relative_to(uploads).as_posix()}")
+            with storage.open(url) as f:
+                _add_bytes(tar, url, f.read(), mtime)
             count += 1
     return count
 
 
 # ---- restore --------------------------------------------------------------------------------------------
+
+NOT_EMPTY = ("is not empty: restore only into an empty data folder (move the current data away first, or use "
+             "--data-dir with a new folder)")
 
 def _is_empty(folder):
     return not folder.exists() or not any(folder.iterdir())
@@ -151,39 +149,40 @@ def _restore_database(tar, database):
     os.replace(partial, database)
 
 
-def _restore_pictures(tar, uploads):
-    prefix = f"{STATICS}/{UPLOADS}/"
-    count = 0
+def _restore_pictures(tar, storage, restored):
+    """Store every file of the archive under its URL (noted in `restored` as it goes); anything but a
+    plain file with a plain name under statics/zhugeleida/ is refused."""
     for member in tar:
-        if not member.name.startswith(prefix) or member.isdir():
+        if not member.name.startswith(UPLOADS) or member.isdir():
             continue
-        relative = member.name[len(prefix):]
-        # The "data" filter refuses absolute names, "..", links out of the folder and device files.
-        tar.extract(member.replace(name=relative, deep=False), path=uploads, filter="data")
-        count += 1
-    return count
+        if not member.isfile() or posixpath.normpath(member.name) != member.name or "/." in member.name:
+            raise BackupError(f"{member.name!r} is not a plain file inside the pictures: it would land "
+                              f"outside the destination")
+        with tar.extractfile(member) as f:
+            storage.store(member.name, f.read())
+        restored.append(member.name)
+    return len(restored)
 
 
 def restore(settings, archive):
     """Put the backup `archive` into an empty data folder; refuse if any data is already there."""
     database = sqlite_path(settings, "restore")
-    uploads = uploads_folder(settings)
-    staging = Path(settings["storage"]["staging"])
-    for folder in (database.parent, uploads, staging):
-        if not _is_empty(folder):
-            raise BackupError(f"{folder} is not empty: restore only into an empty data folder "
-                              f"(move the current data away first, or use --data-dir with a new folder)")
-    created = [f for f in (database.parent, uploads) if not f.exists()]
+    if not _is_empty(database.parent):
+        raise BackupError(f"{database.parent} {NOT_EMPTY}")
+    created = not database.parent.exists()
     try:
         with tarfile.open(archive, "r:gz") as tar:
             manifest = _read_manifest(tar)
+            storage = make_storage(settings)  # after the archive is known good: a backend may create folders
+            if not storage.is_empty():
+                raise BackupError(f"the storage ({storage.location()}) {NOT_EMPTY}")
             database.parent.mkdir(parents=True, exist_ok=True)
-            uploads.mkdir(parents=True, exist_ok=True)
+            restored = []
             try:
                 _restore_database(tar, database)
-                pictures = _restore_pictures(tar, uploads)
+                pictures = _restore_pictures(tar, storage, restored)
             except BaseException:
-                _undo(database, uploads, created)
+                _undo(database, storage, restored, created)
                 raise
     except (OSError, tarfile.TarError) as e:  # unreadable, damaged, unsafe paths, disk full
         raise BackupError(f"cannot restore from {archive}: {e}") from None
@@ -191,12 +190,13 @@ def restore(settings, archive):
             "database": str(database)}
 
 
-def _undo(database, uploads, created):
-    """Leave the data folder as empty as it was found, after a restore that failed part way."""
+def _undo(database, storage, restored, created):
+    """Leave the data folder and the storage as empty as they were found, after a restore that failed
+    part way."""
     for path in (database, database.with_name(database.name + ".restoring")):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    shutil.rmtree(uploads, ignore_errors=True)
-    uploads.mkdir(exist_ok=True)
-    for folder in created:
-        shutil.rmtree(folder, ignore_errors=True)
+    for url in restored:
+        storage.delete(url)
+    if created:
+        shutil.rmtree(database.parent, ignore_errors=True)

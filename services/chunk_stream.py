@@ -309,10 +309,10 @@ class MultipartDecoder:
         self._found = self._found or is_target
         has_filename = message.get_param("filename", header="content-disposition") is not None
         self._inner = (RawDecoder() if has_filename else Base64Decoder()) if is_target else None
-        name = message.get_param("name", header="content-disposition")
-        self._other_part = not is_target and not has_filename and isinstance(name, str)
+        field = message.get_param("name", header="content-disposition")  # a tuple when sent as name*=
+        self._other_part = not is_target and not has_filename and isinstance(field, str)
         if self._other_part:
-            self._others.start(name)
+            self._others.start(field)
         self._state = "content"
         return b""
 

@@ -4,10 +4,11 @@ import datetime
 from peewee import fn
 
 from models import Company, Product, ProductPicture, User, db, locked, write_transaction
+from services import clock
 from services.errors import HasChildren, NameExists, invalid
 from services.forms import QUERY, Date, Int, Operation, Str
 from services.listing import MANAGEMENT_FORM, format_date, format_datetime, old_filters, page
-from services.products import delete_files, delete_product_rows
+from services.pictures import delete_files, delete_product_rows
 from services.records import check_name_free, integrity_error_as, locked_row
 from services.users import enabled_count
 
@@ -47,7 +48,7 @@ def get_or_create_company(name, quota=10, valid_days=365):
         company = Company.get_or_none(Company.name == name)
         if company is None:
             company = Company.create(name=name, mingpian_available_num=quota,
-                                     expire_date=datetime.date.today() + datetime.timedelta(days=valid_days))
+                                     expire_date=clock.local_date() + datetime.timedelta(days=valid_days))
     return company
 
 

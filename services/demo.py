@@ -17,7 +17,7 @@ from models import (
     Product,
     User,
 )
-from services import activity, images, pictures, products, stats
+from services import activity, clock, images, pictures, products, stats
 from services.companies import get_or_create_company
 from services.users import create_user
 from storage import make_storage
@@ -125,7 +125,7 @@ def _load_activity(users, settings, days=90):
     if Customer.select().where(Customer.company == users[0].company_id).exists():
         return []
     rng = random.Random(90)
-    tz, now = stats.zone(settings), stats.current_time()
+    tz, now = clock.zone(settings), clock.now()
     today = now.astimezone(tz).date()
     records, customers = [], {user.id: [] for user in users}
     for back in range(days, -1, -1):

@@ -4,7 +4,6 @@ what every process shares."""
 import contextlib
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 import peewee as pw
@@ -65,11 +64,9 @@ def database_writable():
 
 
 def storage_writable(storage):
-    """True if a file can be created in both folders the local storage writes to (pictures, staging)."""
+    """True if the storage can write finished files and staged chunks now."""
     try:
-        for folder in (storage.root, storage.staging):
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".healthz-"):
-                pass
+        storage.check_writable()
         return True
     except OSError as e:
         log.warning("health: storage is not writable: %s", e)
@@ -77,15 +74,13 @@ def storage_writable(storage):
 
 
 def free_bytes(storage):
-    """The least free space of the disks holding the pictures, the staging and a SQLite database."""
-    folders = [storage.root, storage.staging]
+    """The least free space of the disks holding the storage's files and a SQLite database; None when no
+    local disk holds either (a remote storage backend and PostgreSQL)."""
+    free = [storage.free_bytes()]
     if isinstance(db.obj, pw.SqliteDatabase) and db.obj.database not in ("", ":memory:"):
-        folders.append(Path(db.obj.database).resolve().parent)
-    free = []
-    for folder in folders:
-        with contextlib.suppress(OSError):  # a folder that is gone: storage_writable says so
-            free.append(shutil.disk_usage(folder).free)
-    return min(free, default=0)
+        with contextlib.suppress(OSError):
+            free.append(shutil.disk_usage(Path(db.obj.database).resolve().parent).free)
+    return min((f for f in free if f is not None), default=None)
 
 
 def rollup_lag(settings):
@@ -104,9 +99,10 @@ def check(storage, settings):
     answers = database_answers()
     writable = answers and database_writable()
     room = free_bytes(storage)
-    if room < min_free_bytes:
+    roomy = room is None or room >= min_free_bytes
+    if not roomy:
         log.warning("health: %d bytes free, below storage.min_free_bytes (%d)", room, min_free_bytes)
-    storage_ok = storage_writable(storage) and room >= min_free_bytes
+    storage_ok = storage_writable(storage) and roomy
     data = {"version": VERSION, "database": answers, "database_writable": writable, "storage": storage_ok,
             "free_bytes": room, "rollup_lag_days": rollup_lag(settings) if answers else None}
     return data, answers and writable and storage_ok

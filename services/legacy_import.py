@@ -50,8 +50,8 @@ from models import (
     User,
     db,
 )
-from services import auth, images, stats
-from services.activity import MAX_ACTION, insert_rows
+from services import auth, clock, images, stats
+from services.activity import MAX_ACTION
 from services.errors import FormInvalid
 from storage.base import URL_PREFIX, thumbnail_url
 
@@ -342,7 +342,7 @@ class Importer:
 
     def _write(self, model, fields, rows, report):
         if rows and not self.dry_run:
-            insert_rows(model, fields, rows)
+            models.insert_rows(model, fields, rows)
         report.imported += len(rows)
 
     def _note_event(self, at):
@@ -726,11 +726,11 @@ class Importer:
         """Roll up every imported day before today (today is counted from the records), in the import's
         transaction, and mark the roll-up done through yesterday: before the import there was nothing."""
         started = time.monotonic()
-        tz = stats.zone(self.settings)
-        yesterday = stats.local_today(self.settings) - datetime.timedelta(days=1)
-        if self.first_event is not None:
-            first = stats.local_day(datetime.datetime.fromisoformat(self.first_event), tz)
-            last = min(stats.local_day(datetime.datetime.fromisoformat(self.last_event), tz), yesterday)
+        tz = clock.zone(self.settings)
+        yesterday = clock.local_today(self.settings) - datetime.timedelta(days=1)
+        if self.first_event is not None and self.last_event is not None:  # set together
+            first = clock.local_day(datetime.datetime.fromisoformat(self.first_event), tz)
+            last = min(clock.local_day(datetime.datetime.fromisoformat(self.last_event), tz), yesterday)
             if first <= last:
                 self.report.rolled_up_days = stats.rebuild(first, last, self.settings)
         done = RollupState.get_or_none(RollupState.name == stats.ROLLUP)

@@ -1,5 +1,5 @@
 """What every paged list shares: `current_page` (default 1) and `length` (default 20, capped), the
-`{ret_data, data_count}` answer, and the seed's date formats.
+`{ret_data, data_count}` answer, and the date formats (docs/api.md sections 1.7 and 1.8).
 
 The management lists (users, roles, companies) follow the old server instead: `length` 10 by default,
 `length=0` for every row, and its filters `id`, `create_date` and `order` (one or more allowed fields,

@@ -11,17 +11,26 @@ import datetime
 import hashlib
 import logging
 import secrets
-import time
 import unicodedata
+from collections.abc import Iterable
 
 import peewee as pw
 
-from models import Company, ProductPicture, locked, now, write_transaction
-from services import chunk_stream, images
+from models import (
+    Company,
+    Product,
+    ProductArticle,
+    ProductPicture,
+    after_commit,
+    locked,
+    now,
+    tuples,
+    write_transaction,
+)
+from services import chunk_stream, clock, images
 from services.errors import FormInvalid, NotFound, TooLarge, invalid
 from services.forms import CHUNK, Int, Operation, Str
-from services.products import delete_files
-from storage.base import MissingChunk, UploadNotFound, UploadTooLarge, thumbnail_url
+from storage.base import MissingChunk, Storage, UploadNotFound, UploadTooLarge, thumbnail_url
 
 log = logging.getLogger("zgld.pictures")
 
@@ -228,7 +237,7 @@ def begin_chunk(storage, settings, user, query, content_type, content_length, si
 # ---- completing an upload -----------------------------------------------------------------------------
 
 def _answer(picture):
-    """The seed's ret_data, and beside it the old server's flat keys (old clients read those)."""
+    """`ret_data` (docs/api.md section 9.1), and beside it the old server's flat keys (old clients read those)."""
     return {"ret_data": {"picture_id": picture.id, "picture_url": picture.url},
             "picture_type": picture.picture_type, "picture_id": picture.id, "picture_url": picture.url}
 
@@ -346,8 +355,59 @@ def _joined(storage, key, chunk_num, limits):
 
 
 def _new_name():
-    """Like the seed's 20180628140645880613, plus random hex so two processes never pick the same."""
-    return datetime.datetime.now().strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(3)
+    """Like the old system's 20180628140645880613, plus random hex so two processes never pick the same."""
+    return clock.now().astimezone().strftime("%Y%m%d%H%M%S%f") + secrets.token_hex(3)
+
+
+# ---- removing picture rows and files --------------------------------------------------------------------
+# The one place picture files are removed: products, users, companies and the housekeeping all come here.
+
+_BATCH = 500  # ids or URLs per IN (...) list, well under every database's parameter limit
+
+
+def delete_picture_rows(*conditions: pw.Expression) -> list[str]:
+    """Delete the picture rows matching `conditions` in the caller's transaction; return their URLs."""
+    rows = ProductPicture.select(ProductPicture.id, ProductPicture.url).where(*conditions)
+    urls = [p.url for p in rows]
+    ProductPicture.delete().where(*conditions).execute()
+    return urls
+
+
+def delete_product_rows(product_ids: Iterable[int]) -> list[str]:
+    """Delete products with their articles and picture rows, in the caller's transaction.
+
+    Returns the URLs of the pictures whose files must go once that transaction has committed
+    (see delete_files)."""
+    urls = []
+    for batch in pw.chunked(list(product_ids), _BATCH):
+        urls += delete_picture_rows(ProductPicture.product.in_(batch))
+        ProductArticle.delete().where(ProductArticle.product.in_(batch)).execute()
+        Product.delete().where(Product.id.in_(batch)).execute()
+    return urls
+
+
+def delete_files(storage: Storage, urls: Iterable[str]) -> None:
+    """Remove picture files once the transaction that deleted their rows has committed (at once outside
+    one; never if it rolls back, so no row is left without its file)."""
+    urls = list(urls)
+    after_commit(lambda: _delete_unreferenced_files(storage, urls))
+
+
+def _delete_unreferenced_files(storage: Storage, urls: list[str]) -> None:
+    """A URL that some picture row still names is kept (two rows may share a file); a file that cannot be
+    removed is logged, not raised: its rows are gone."""
+    candidates = sorted(set(urls))
+    named = set()
+    for batch in pw.chunked(candidates, _BATCH):  # batches of the fixed list: each URL is looked up once
+        named.update(u for (u,) in tuples(ProductPicture.select(ProductPicture.url).where(
+            ProductPicture.url.in_(batch))))
+    for url in candidates:
+        if url in named:
+            continue
+        try:
+            storage.delete(url)
+        except OSError:
+            log.warning("could not delete picture file %s", url, exc_info=True)
 
 
 # ---- housekeeping -------------------------------------------------------------------------------------
@@ -364,7 +424,7 @@ def sweep_orphans(storage, settings):
     """Remove picture files no picture row refers to (left by a crash between storing and recording).
     Files younger than upload.orphan_grace_seconds are left alone: they may belong to an upload being
     completed right now in another process."""
-    cutoff = time.time() - settings["upload"]["orphan_grace_seconds"]
+    cutoff = clock.epoch_seconds() - settings["upload"]["orphan_grace_seconds"]
     candidates = [url for url, mtime in storage.list_pictures() if mtime < cutoff]
     if not candidates:
         return 0
@@ -389,14 +449,14 @@ def expire_unattached(storage, settings):
     unattached = ProductPicture.product.is_null() & (ProductPicture.create_date < cutoff)
     removed = 0
     while True:
-        candidates = dict(ProductPicture.select(ProductPicture.id, ProductPicture.url).where(unattached)
-                          .limit(_EXPIRE_BATCH).tuples())
+        candidates = dict(tuples(ProductPicture.select(ProductPicture.id, ProductPicture.url).where(unattached)
+                                 .limit(_EXPIRE_BATCH)))
         if not candidates:
             break
         # the condition again: a product saved meanwhile keeps its pictures
         ProductPicture.delete().where(ProductPicture.id.in_(list(candidates)) & unattached).execute()
-        kept = {i for (i,) in ProductPicture.select(ProductPicture.id).where(
-            ProductPicture.id.in_(list(candidates))).tuples()}
+        kept = {i for (i,) in tuples(ProductPicture.select(ProductPicture.id).where(
+            ProductPicture.id.in_(list(candidates))))}
         delete_files(storage, [url for i, url in candidates.items() if i not in kept])
         removed += len(candidates) - len(kept)
         if kept:  # attached meanwhile: the next round would find the rest, not these

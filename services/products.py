@@ -7,7 +7,7 @@ any user of the product's company. Another company's product does not exist for 
 Writes run in one write_transaction(); picture files are removed only after it commits.
 """
 import datetime
-import logging
+import functools
 import threading
 
 import peewee as pw
@@ -27,18 +27,16 @@ from models import (
     ProductArticle,
     ProductPicture,
     User,
-    after_commit,
     db,
     locked,
+    tuples,
     write_transaction,
 )
-from services import scope
+from services import pictures, scope
 from services.errors import Forbidden, FormInvalid, NotFound, invalid
 from services.forms import QUERY, Int, JsonList, Operation, Str
 from services.listing import DATETIME_FORMAT, MAX_LENGTH, PAGE_FORM
 from services.records import visible_row
-
-log = logging.getLogger("zgld.products")
 
 MAX_CONTENT = 20000  # characters of one article's text
 
@@ -89,8 +87,10 @@ def _count_query(slot, by_company, by_name):
 
 
 _SHAPES = [(c, n) for c in (False, True) for n in (False, True)]
-_LIST = {shape: CompiledQuery(lambda slot, shape=shape: _list_query(slot, *shape)) for shape in _SHAPES}
-_COUNT = {shape: CompiledQuery(lambda slot, shape=shape: _count_query(slot, *shape)) for shape in _SHAPES}
+_LIST = {shape: CompiledQuery(functools.partial(_list_query, by_company=shape[0], by_name=shape[1]))
+         for shape in _SHAPES}
+_COUNT = {shape: CompiledQuery(functools.partial(_count_query, by_company=shape[0], by_name=shape[1]))
+          for shape in _SHAPES}
 
 
 class SqliteCountCache:
@@ -371,8 +371,8 @@ def _save_articles(product, items):
     this product's), the others are added, and articles no longer listed are deleted."""
     texts = [item for item in items if item["picture_id"] is None]
     ids = [item["article_id"] for item in texts if item["article_id"] is not None]
-    own = {a for (a,) in ProductArticle.select(ProductArticle.id).where(
-        ProductArticle.product == product.id, ProductArticle.id.in_(ids)).tuples()} if ids else set()
+    own = {a for (a,) in tuples(ProductArticle.select(ProductArticle.id).where(
+        ProductArticle.product == product.id, ProductArticle.id.in_(ids)))} if ids else set()
     for i, item in enumerate(items):
         if item["article_id"] is not None and item["article_id"] not in own:
             raise NotFound("文章不存在", data={f"article_data[{i}].article_id": ["文章不存在"]})
@@ -417,16 +417,17 @@ def update_product(caller, product_id, form, storage):
         _attach_pictures(product, covers, items)
         _save_articles(product, items)
         kept_pictures = covers + [item["picture_id"] for item in items if item["picture_id"] is not None]
-        urls = _delete_pictures(ProductPicture.product == product.id, ProductPicture.id.not_in(kept_pictures))
-    delete_files(storage, urls)
+        urls = pictures.delete_picture_rows(ProductPicture.product == product.id,
+                                            ProductPicture.id.not_in(kept_pictures))
+    pictures.delete_files(storage, urls)
 
 
 def delete_product(caller, product_id, storage):
     """Delete a product, its articles and picture rows, then (after the commit) its picture files."""
     with write_transaction():
         product = _changeable(caller, product_id)
-        urls = delete_product_rows([product.id])
-    delete_files(storage, urls)
+        urls = pictures.delete_product_rows([product.id])
+    pictures.delete_files(storage, urls)
 
 
 def set_status(caller, product_id, status, qiyeweixin=False):
@@ -440,52 +441,3 @@ def set_status(caller, product_id, status, qiyeweixin=False):
             _require_may_change(caller, product.product_type)
         Product.update(status=status).where(Product.id == product.id).execute()
     return {"product_id": product.id, "status": PRODUCT_STATUS_LABELS[status], "status_code": status}
-
-
-# ---- deleting rows and files -------------------------------------------------------------------------
-
-_BATCH = 500  # ids per IN (...) list, well under every database's parameter limit
-
-
-def _delete_pictures(*conditions):
-    """Delete the picture rows matching `conditions`; return their URLs."""
-    rows = ProductPicture.select(ProductPicture.id, ProductPicture.url).where(*conditions)
-    urls = [p.url for p in rows]
-    ProductPicture.delete().where(*conditions).execute()
-    return urls
-
-
-def delete_product_rows(product_ids):
-    """Delete products with their articles and picture rows, in the caller's transaction.
-
-    Returns the URLs of the pictures whose files must go once that transaction has committed
-    (see delete_files)."""
-    urls = []
-    product_ids = list(product_ids)
-    for start in range(0, len(product_ids), _BATCH):
-        batch = product_ids[start:start + _BATCH]
-        urls += _delete_pictures(ProductPicture.product.in_(batch))
-        ProductArticle.delete().where(ProductArticle.product.in_(batch)).execute()
-        Product.delete().where(Product.id.in_(batch)).execute()
-    return urls
-
-
-def delete_files(storage, urls):
-    """Remove picture files once the transaction that deleted their rows has committed (at once outside
-    one; never if it rolls back, so no row is left without its file)."""
-    after_commit(lambda: _delete_unreferenced_files(storage, urls))
-
-
-def _delete_unreferenced_files(storage, urls):
-    """A URL that some picture row still names is kept; a file that cannot be removed is logged, not
-    raised: its rows are gone."""
-    urls = set(urls)
-    for start in range(0, len(urls), _BATCH):
-        batch = sorted(urls)[start:start + _BATCH]
-        urls -= {u for (u,) in ProductPicture.select(ProductPicture.url).where(
-            ProductPicture.url.in_(batch)).tuples()}
-    for url in urls:
-        try:
-            storage.delete(url)
-        except OSError:
-            log.warning("could not delete picture file %s", url, exc_info=True)

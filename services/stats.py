@@ -10,8 +10,8 @@ it, each day is recomputed under a lock on the progress row (so an older count n
 one) and written with an upsert, and progress lives in RollupState. A lease whose holder died is taken
 over at once when the holder ran on this machine, else when it runs out.
 
-Everything here blocks (database): handlers run it in the executor. `now` (an aware datetime, default the
-current time) is injectable so tests can move the clock instead of sleeping.
+Everything here blocks (database): handlers run it in the executor. `now` (an aware datetime, default
+services.clock's) is injectable so tests can move the clock instead of sleeping.
 """
 import contextlib
 import datetime
@@ -21,7 +21,6 @@ import operator
 import os
 import socket
 import uuid
-import zoneinfo
 from pathlib import Path
 
 import peewee as pw
@@ -29,18 +28,19 @@ import peewee as pw
 import metrics
 from models import (
     AccessEvent,
+    CompiledQuery,
     Customer,
     DailyStats,
     FollowUp,
     RollupStale,
     RollupState,
     User,
-    db,
     locked,
     read_snapshot,
+    tuples,
     write_transaction,
 )
-from services import scope
+from services import clock, scope
 from services.forms import QUERY, Int, Operation
 
 log = logging.getLogger("zgld.stats")
@@ -63,34 +63,7 @@ LEASE_SECONDS = 60
 EARLIEST = datetime.datetime(1970, 1, 1)
 
 
-# ---- days and their UTC bounds ---------------------------------------------------------------------
-
-def zone(settings):
-    return zoneinfo.ZoneInfo(settings["stats"]["timezone"])
-
-
-def clock():
-    """The current time; tests replace it to move "today" instead of sleeping."""
-    return datetime.datetime.now(UTC)
-
-
-def current_time(now=None):
-    return now if now is not None else clock()
-
-
-def local_today(settings, now=None):
-    return current_time(now).astimezone(zone(settings)).date()
-
-
-def day_start(day, tz):
-    """The UTC instant (naive, as stored) at which `day` begins in `tz`."""
-    return datetime.datetime.combine(day, datetime.time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
-
-
-def local_day(utc_time, tz):
-    """The calendar day in `tz` of a stored (naive UTC) time."""
-    return utc_time.replace(tzinfo=UTC).astimezone(tz).date()
-
+# ---- days ----------------------------------------------------------------------------------------
 
 def days_between(first, last):
     return [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
@@ -135,30 +108,16 @@ def _access(start, end, company=None):
     return query.group_by(AccessEvent.company, AccessEvent.action)
 
 
-_COMPILED = {}  # (database class, query shape) -> (sql, where each parameter comes from)
-
-
-def _sentinel(n, value):
-    """A stand-in for `value` while compiling: distinct, of the same type, never a real value."""
-    if isinstance(value, datetime.datetime):
-        return datetime.datetime(1900, 1, 1) + datetime.timedelta(minutes=n)
-    if isinstance(value, datetime.date):
-        return datetime.date(1900, 1, 1) + datetime.timedelta(days=n)
-    return -1000 - n
+_COMPILED = {}  # query shape -> CompiledQuery
 
 
 def run_compiled(shape, build, **values):
-    """The rows of `build(**values)`, a Peewee query compiled once per database kind and `shape` and then
-    run with new values: building the SQL costs more than running these small queries (PERF-NOTES).
-    Each value is replaced by a sentinel while compiling, so its parameter positions can be found."""
-    key = (type(db.obj), shape)
-    if key not in _COMPILED:
-        sentinels = {name: _sentinel(n, value) for n, (name, value) in enumerate(values.items())}
-        names = {(type(s), s): name for name, s in sentinels.items()}
-        sql, params = build(**sentinels).sql()
-        _COMPILED[key] = (sql, [(names.get((type(p), p)), p) for p in params])
-    sql, sources = _COMPILED[key]
-    return db.execute_sql(sql, [values[name] if name else constant for name, constant in sources]).fetchall()
+    """The rows of `build(**values)`, a Peewee query compiled once per `shape` (models.CompiledQuery) and
+    then run with new values: building the SQL costs more than running these small queries. `build` is
+    called once, with a slot in place of each value; `shape` names everything else it depends on."""
+    if shape not in _COMPILED:
+        _COMPILED[shape] = CompiledQuery(lambda slot: build(**{name: slot(name) for name in values}))
+    return _COMPILED[shape].execute(**values).fetchall()
 
 
 # ---- the roll-up ---------------------------------------------------------------------------------------
@@ -178,7 +137,7 @@ def rollup_day(day, tz):
         # The row lock (PostgreSQL) or the write lock (SQLite) serializes recomputes of the same day, so a
         # slower, older count cannot overwrite a newer one.
         locked(RollupState.select().where(RollupState.name == ROLLUP)).first()
-        counts = raw_counts(day_start(day, tz), day_start(day + datetime.timedelta(days=1), tz))
+        counts = raw_counts(clock.day_start(day, tz), clock.day_start(day + datetime.timedelta(days=1), tz))
         if counts:
             DailyStats.insert_many([{"company": company, "day": day, **metrics}
                                     for company, metrics in counts.items()]).on_conflict(
@@ -193,7 +152,7 @@ def rollup_day(day, tz):
 def rebuild(first, last, settings, progress=None):
     """Recompute every day from `first` to `last` (the CLI's `rollup`); return the number of days."""
     _state()
-    tz = zone(settings)
+    tz = clock.zone(settings)
     days = days_between(first, last)
     for day in days:
         rollup_day(day, tz)
@@ -205,8 +164,8 @@ def rebuild(first, last, settings, progress=None):
 def _last_due_day(settings, now):
     """The last day the roll-up should have done: yesterday once rollup_delay_seconds have passed since
     midnight (so records sent just before midnight are in), else the day before."""
-    tz = zone(settings)
-    local = current_time(now).astimezone(tz)
+    tz = clock.zone(settings)
+    local = clock.current(now).astimezone(tz)
     midnight = datetime.datetime.combine(local.date(), datetime.time(), tzinfo=tz)
     waited = (local - midnight).total_seconds() >= settings["stats"]["rollup_delay_seconds"]
     return local.date() - datetime.timedelta(days=1 if waited else 2)
@@ -217,7 +176,7 @@ def _earliest_record_day(tz):
               FollowUp.select(pw.fn.MIN(FollowUp.happened_at)).scalar(),
               AccessEvent.select(pw.fn.MIN(AccessEvent.happened_at)).scalar()]
     firsts = [_as_datetime(t) for t in firsts if t is not None]
-    return local_day(min(firsts), tz) if firsts else None
+    return clock.local_day(min(firsts), tz) if firsts else None
 
 
 def _as_datetime(value):
@@ -229,7 +188,7 @@ def _plan(done_through, last_due, settings):
     """The days a roll-up run recomputes: those not done yet, plus the last `recompute_days` before them."""
     recompute = datetime.timedelta(days=max(settings["stats"]["recompute_days"], 1) - 1)
     if done_through is None:
-        earliest = _earliest_record_day(zone(settings))
+        earliest = _earliest_record_day(clock.zone(settings))
         first = last_due - recompute if earliest is None else min(earliest, last_due - recompute)
     else:
         if done_through >= last_due:
@@ -242,7 +201,7 @@ def _take_lease(owner, now):
     """Take or renew the roll-up lease for `owner`; True if it holds it now. The lease is free when released,
     run out, or held by a process of this machine that no longer runs (it crashed mid-run): taking it over
     is logged. Each change is a compare-and-set on the holder, so two takers cannot both win."""
-    until = current_time(now).astimezone(UTC).replace(tzinfo=None)
+    until = clock.utc_naive(now)
     lease = {"lease_owner": owner, "lease_until": until + datetime.timedelta(seconds=LEASE_SECONDS),
              "lease_process": _this_process()}
     if _set_lease(lease, RollupState.lease_owner.in_(["", owner])):  # free or ours: one statement
@@ -323,7 +282,7 @@ def rollup_if_due(settings, now=None):
 
 
 def _run(owner, settings, now):
-    tz = zone(settings)
+    tz = clock.zone(settings)
     state = RollupState.get_by_id(ROLLUP)  # again: another process may have advanced it meanwhile
     done = []
     for day in _plan(state.done_through, _last_due_day(settings, now), settings):
@@ -363,7 +322,7 @@ def rollup_lag_days(settings, now=None) -> int | None:
     state = RollupState.get_or_none(RollupState.name == ROLLUP)
     if state is None or state.done_through is None:
         return None
-    yesterday = local_today(settings, now) - datetime.timedelta(days=1)
+    yesterday = clock.local_today(settings, now) - datetime.timedelta(days=1)
     return max(0, (yesterday - state.done_through).days)
 
 
@@ -371,9 +330,9 @@ def mark_stale(times, settings, now=None):
     """Note the past days of `times` (naive UTC) that new records changed, so the roll-up recomputes them.
 
     Called inside the writer's transaction, so the marks and the records commit together."""
-    tz = zone(settings)
-    today_starts = day_start(local_today(settings, now), tz)
-    past = sorted({local_day(t, tz) for t in times if t < today_starts})
+    tz = clock.zone(settings)
+    today_starts = clock.day_start(clock.local_today(settings, now), tz)
+    past = sorted({clock.local_day(t, tz) for t in times if t < today_starts})
     if past:
         RollupStale.insert_many([(day, uuid.uuid4().hex) for day in past],
                                 fields=[RollupStale.day, RollupStale.version]).on_conflict(
@@ -405,7 +364,7 @@ def _rollup_view():
         return
     with read_snapshot():
         state = RollupState.get_by_id(ROLLUP)
-        stale = RollupStale.select(RollupStale.day).where(RollupStale.day <= state.done_through).tuples()
+        stale = tuples(RollupStale.select(RollupStale.day).where(RollupStale.day <= state.done_through))
         yield state.done_through, frozenset(day for (day,) in stale)
 
 
@@ -450,7 +409,7 @@ def window_totals(company_id, windows, settings, now=None):
     """Each metric summed over each window (first day or None for all time, last day), from the roll-up
     for rolled-up days and from raw records for the rest and for stale days."""
     with _rollup_view() as (done_through, stale):
-        return _window_totals(company_id, windows, zone(settings), done_through, stale)
+        return _window_totals(company_id, windows, clock.zone(settings), done_through, stale)
 
 
 def _window_totals(company_id, windows, tz, done_through, stale):
@@ -460,8 +419,8 @@ def _window_totals(company_id, windows, tz, done_through, stale):
     raw_cache = {}
 
     def add_raw(total, first, last):
-        start = day_start(first, tz) if first is not None else EARLIEST
-        end = day_start(last + datetime.timedelta(days=1), tz)
+        start = clock.day_start(first, tz) if first is not None else EARLIEST
+        end = clock.day_start(last + datetime.timedelta(days=1), tz)
         if (start, end) not in raw_cache:
             raw_cache[start, end] = raw_counts(start, end, company_id).get(company_id, _empty())
         for metric, n in raw_cache[start, end].items():
@@ -487,13 +446,13 @@ def _rolled_days(company_id, days):
     """{day: {metric: n}} of the company's roll-up rows for `days`."""
     query = DailyStats.select(DailyStats.day, *(getattr(DailyStats, m) for m in METRICS)).where(
         DailyStats.company == company_id, DailyStats.day.in_(sorted(days)))
-    return {day: dict(zip(METRICS, figures, strict=True)) for day, *figures in query.tuples()}
+    return {day: dict(zip(METRICS, figures, strict=True)) for day, *figures in tuples(query)}
 
 
 def acount_data(caller, company_id, settings, now=None):
     """`count_data` all time including today; `yesterday_data`; the 7 and 30 whole days before today."""
     company = scope.company_for(caller, company_id)
-    today = local_today(settings, now)
+    today = clock.local_today(settings, now)
     day = datetime.timedelta(days=1)
     windows = [(None, today), (today - day, today - day), (today - 7 * day, today - day),
                (today - 30 * day, today - day)]
@@ -506,10 +465,10 @@ def line_info(caller, company_id, days, index_type, settings, now=None):
     """One point per day for the `days` days before today, oldest first; `index_type` 1..6 picks the metric."""
     company = scope.company_for(caller, company_id)
     metric = METRICS[index_type - 1]
-    today = local_today(settings, now)
+    today = clock.local_today(settings, now)
     first, last = today - datetime.timedelta(days=days), today - datetime.timedelta(days=1)
     with _rollup_view() as (done_through, stale):
-        values = _daily_values(company.id, metric, first, last, zone(settings), done_through, stale)
+        values = _daily_values(company.id, metric, first, last, clock.zone(settings), done_through, stale)
     return {"ret_data": [{"statics_date": day.isoformat(), "value": values.get(day, 0)}
                          for day in days_between(first, last)]}
 
@@ -520,11 +479,12 @@ def _daily_values(company_id, metric, first, last, tz, done_through, stale):
     values = {}
     if done_through is not None and done_through >= first:
         column = getattr(DailyStats, metric)
-        values.update(DailyStats.select(DailyStats.day, column).where(
-            DailyStats.company == company_id, DailyStats.day.between(first, min(last, done_through))).tuples())
+        values.update(tuples(DailyStats.select(DailyStats.day, column).where(
+            DailyStats.company == company_id, DailyStats.day.between(first, min(last, done_through)))))
     for day in days_between(first, last):
         if done_through is None or day > done_through or day in stale:
-            raw = raw_counts(day_start(day, tz), day_start(day + datetime.timedelta(days=1), tz), company_id)
+            end = clock.day_start(day + datetime.timedelta(days=1), tz)
+            raw = raw_counts(clock.day_start(day, tz), end, company_id)
             values[day] = raw.get(company_id, _empty())[metric]
     return values
 
@@ -532,7 +492,7 @@ def _daily_values(company_id, metric, first, last, tz, done_through, stale):
 def home_page(caller, company_id, settings, now=None):
     """The company's card quota and validity, the caller's name, and its customers so far."""
     company = scope.company_for(caller, company_id)
-    today = local_today(settings, now)
+    today = clock.local_today(settings, now)
     opened = company.create_date.date()
     expires = company.expire_date
     customers = window_totals(company.id, [(None, today)], settings, now)[0]["customer_num"]

@@ -16,7 +16,7 @@ from services import auth, scope
 from services.errors import FormInvalid, NameExists, NotOnSelf
 from services.forms import QUERY, Int, Operation, Str
 from services.listing import MANAGEMENT_FORM, format_datetime, old_filters, page
-from services.products import delete_files, delete_product_rows
+from services.pictures import delete_files, delete_product_rows
 from services.records import check_name_free, integrity_error_as, locked_row, visible_row
 
 USER_STATUS_LABELS = {USER_ENABLED: "启用", USER_DISABLED: "未启用"}

@@ -6,7 +6,14 @@ live in the backend (not in a process's memory), so every process sees the same 
 """
 
 URL_PREFIX = "statics/"
-PICTURE_FOLDER = "zhugeleida/imgs/qiyeweixin/product"  # the seed's URL scheme for product pictures
+PICTURE_FOLDER = "zhugeleida/imgs/qiyeweixin/product"  # the old system's URL scheme for product pictures
+# Everything the service stores lives under URLs statics/zhugeleida/...; anything else under statics/
+# ships with the service (the console) and is not data.
+UPLOADS_FOLDER = "zhugeleida"
+
+
+class StorageConfigError(Exception):
+    """The storage settings cannot work; the message names the setting and why (reported in one line)."""
 
 
 class MissingChunk(Exception):
@@ -58,6 +65,29 @@ class Storage:
 
     def static_root(self):
         """The local folder /statics/ serves, or None if the backend serves its files elsewhere."""
+        return None
+
+    def stored_files(self):
+        """(url, modification time) of every finished file under statics/zhugeleida/ (pictures and their
+        thumbnails, whatever their folder), for a backup; files still being written are not listed."""
+        raise NotImplementedError
+
+    def is_empty(self):
+        """True when nothing is stored and no upload is staged: a restore may fill it."""
+        raise NotImplementedError
+
+    def location(self):
+        """Where the files are, in words, for messages ("the folder /srv/zgld/statics")."""
+        raise NotImplementedError
+
+    # ---- health ----
+
+    def check_writable(self):
+        """Raise OSError (saying what failed) unless new files and staged chunks can be written now."""
+        raise NotImplementedError
+
+    def free_bytes(self):
+        """The least free space where the backend writes, or None if no local disk limits it."""
         return None
 
     # ---- staged uploads ----

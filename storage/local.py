@@ -16,12 +16,13 @@ import threading
 import time
 from pathlib import Path
 
-from config import ConfigError
 from storage.base import (
     PICTURE_FOLDER,
+    UPLOADS_FOLDER,
     URL_PREFIX,
     MissingChunk,
     Storage,
+    StorageConfigError,
     UploadNotFound,
     UploadTooLarge,
     thumbnail_url,
@@ -41,7 +42,7 @@ class LocalStorage(Storage):
         self.root = Path(settings["storage"]["root"]).resolve()
         self.staging = Path(settings["storage"]["staging"]).resolve()
         if self.staging.is_relative_to(self.root) or self.root.is_relative_to(self.staging):
-            raise ConfigError("storage.staging and storage.root must be separate folders: staged uploads "
+            raise StorageConfigError("storage.staging and storage.root must be separate folders: staged uploads "
                               "must never be reachable under /statics/")
         self.work = self.staging / "work"
         for folder in (self.root, self.staging, self.work):
@@ -97,6 +98,39 @@ class LocalStorage(Storage):
 
     def static_root(self):
         return self.root
+
+    def stored_files(self):
+        uploads = self.root / UPLOADS_FOLDER
+        if not uploads.is_dir():
+            return []
+        files = []
+        for path in sorted(uploads.rglob("*")):
+            relative = path.relative_to(self.root)
+            # dot-names are files being written (renamed into place when whole)
+            if path.is_file() and not path.is_symlink() and not any(p.startswith(".") for p in relative.parts):
+                with contextlib.suppress(FileNotFoundError):  # deleted since the listing
+                    files.append((f"{URL_PREFIX}{relative.as_posix()}", path.stat().st_mtime))
+        return files
+
+    def is_empty(self):
+        uploads = self.root / UPLOADS_FOLDER
+        staged = [p for p in self.staging.iterdir() if p != self.work]
+        return not staged and not any(self.work.iterdir()) and not (uploads.exists() and any(uploads.iterdir()))
+
+    def location(self):
+        return f"the folders {self.root} (pictures) and {self.staging} (unfinished uploads)"
+
+    def check_writable(self):
+        for folder in (self.root, self.staging):
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".healthz-"):
+                pass
+
+    def free_bytes(self):
+        free = []
+        for folder in (self.root, self.staging):
+            with contextlib.suppress(OSError):  # a folder that is gone: check_writable says so
+                free.append(shutil.disk_usage(folder).free)
+        return min(free, default=0)
 
     # ---- staged uploads ----
 
@@ -196,7 +230,9 @@ class LocalChunkWriter:
     is renamed to on commit(). Both are in staging, so the rename is all it takes."""
 
     def __init__(self, temp_folder, prefix, folder_for):
-        self.folder, self.index, self._folder_for = None, None, folder_for
+        self.folder: Path | None = None
+        self.index: int | None = None
+        self._folder_for = folder_for
         self._lock = threading.Lock()
         self._state = "open"
         fd, self._temp = _create_in(temp_folder, f"{prefix}.{HOST_TAG}.", PART_SUFFIX)
@@ -216,11 +252,14 @@ class LocalChunkWriter:
         with self._lock:
             if self._state != "open":
                 return False
+            folder = self.folder
+            if folder is None:
+                raise RuntimeError("commit() before place(): the chunk belongs to no upload")
             self._file.close()
             for attempt in (1, 2):
-                self.folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.replace(self._temp, self.folder / f"{self.index}{CHUNK_SUFFIX}")
+                    os.replace(self._temp, folder / f"{self.index}{CHUNK_SUFFIX}")
                     break
                 except FileNotFoundError:  # an abort or expiry removed the empty folder just now
                     if attempt == 2:

@@ -17,6 +17,7 @@ import yaml
 
 import config
 import models
+import storage
 from services.backup import BackupError, backup, restore
 from tests.conftest import TEST_SCRYPT_N
 from version import VERSION
@@ -281,3 +282,49 @@ def test_data_dir_moves_sqlite_staging_and_pictures_but_keeps_postgresql(tmp_pat
     postgres = config.place_data(config.load(environ={"ZGLD_DATABASE_URL": "postgresql://u@h/zgld"}), "site")
     assert postgres["database"]["url"] == "postgresql://u@h/zgld"
     assert postgres["storage"]["root"] == str(Path("site") / "statics")
+
+
+class ShelfStorage:
+    """A backend with no folder of its own (as a shared one for several hosts would be): files live on a
+    shelf keyed by the settings' storage.root, so a backup and a restore can meet the same one."""
+
+    shelves: dict = {}
+
+    def __init__(self, settings):
+        self.files = self.shelves.setdefault(settings["storage"]["root"], {})
+
+    def stored_files(self):
+        return [(url, 1_530_156_149) for url in sorted(self.files)]
+
+    def open(self, url):
+        return io.BytesIO(self.files[url])
+
+    def store(self, url, data):
+        self.files[url] = data
+
+    def delete(self, url):
+        self.files.pop(url, None)
+
+    def is_empty(self):
+        return not self.files
+
+    def location(self):
+        return "the shelf"
+
+
+def test_backup_and_restore_go_through_the_storage_interface(tmp_path, source, monkeypatch):
+    monkeypatch.setitem(storage.BACKENDS, "shelf", ShelfStorage)
+    source["storage"]["backend"] = "shelf"
+    url = f"statics/{PICTURE_DIR}/20180628140645880613.jpg"
+    ShelfStorage(source).store(url, b"a picture kept on the shelf")
+    archive = tmp_path / "zgld.tar.gz"
+    assert backup(source, archive)["pictures"] == 1
+    target = data_settings(tmp_path, tmp_path / "restored")
+    target["storage"]["backend"] = "shelf"
+    assert restore(target, archive)["pictures"] == 1
+    assert ShelfStorage(target).files == {url: b"a picture kept on the shelf"}
+    # an empty database folder, but the shelf already holds pictures: refused, nothing written
+    elsewhere = {**target, "database": {**target["database"], "url": f"sqlite:///{tmp_path / 'other' / 'z.db'}"}}
+    with pytest.raises(BackupError, match="the storage \\(the shelf\\) is not empty"):
+        restore(elsewhere, archive)
+    assert not (tmp_path / "other" / "z.db").exists()

@@ -7,6 +7,7 @@ import peewee as pw
 import pytest
 
 import models
+from services import health
 from version import VERSION
 
 HEALTHZ = "/healthz"
@@ -82,3 +83,23 @@ async def test_probe_leaves_no_files_behind(client, app):
     before = sorted(storage.root.rglob("*")), sorted(storage.staging.rglob("*"))
     assert (await client.request("GET", HEALTHZ))[0] == 200
     assert (sorted(storage.root.rglob("*")), sorted(storage.staging.rglob("*"))) == before
+
+
+class RemoteStorage:
+    """A backend with no local folders (as a shared one for several hosts would be): only the interface."""
+
+    def __init__(self, writable):
+        self.writable = writable
+
+    def check_writable(self):
+        if not self.writable:
+            raise OSError("the bucket refuses writes")
+
+    def free_bytes(self):
+        return None  # no local disk limits it
+
+
+@pytest.mark.parametrize("writable", [True, False])
+def test_the_check_asks_the_storage_interface_not_its_folders(database, settings, writable):
+    data, ok = health.check(RemoteStorage(writable), settings)
+    assert (data["storage"], ok) == (writable, writable)

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import metrics
 import models
 from handlers.metrics import allowed
-from services import images, stats
+from services import clock, images, stats
 from tests.conftest import fresh_timestamp
 from tests.test_faults_process import Api, data_dir, services  # noqa: F401 (fixtures)
 from tests.test_health import database_down
@@ -116,7 +116,7 @@ async def test_rollup_lag_and_last_success_in_metrics_and_healthz(client, settin
     started = datetime.datetime.now().timestamp()
     stats.scheduled_rollup(settings)
     state = models.RollupState.get_by_id(stats.ROLLUP)
-    state.done_through = stats.local_today(settings) - datetime.timedelta(days=4)
+    state.done_through = clock.local_today(settings) - datetime.timedelta(days=4)
     state.save()
     figures = await scrape(client)
     assert figures[("zgld_rollup_lag_days", ())] == 3

@@ -319,10 +319,9 @@ def test_the_first_cover_comes_from_an_index_not_a_sort_per_product(cat):
     SQLite sorted each product's pictures in a temporary b-tree, a fifth of the page's SQL time."""
     if not isinstance(models.db.obj, pw.SqliteDatabase):
         pytest.skip("SQLite's query plan; PostgreSQL plans by its own statistics")
-    sql, plan = products._LIST[(True, False)]._compile()
-    values = {"product_type": 1, "status_a": 1, "status_b": 3, "company_id": cat.a.id, "limit": 20, "offset": 0}
-    steps = [row[3] for row in models.db.execute_sql(
-        "EXPLAIN QUERY PLAN " + sql, [values[name] if name else constant for name, constant in plan])]
+    sql, params = products._LIST[(True, False)].sql(product_type=1, status_a=1, status_b=3, company_id=cat.a.id,
+                                                    limit=20, offset=0)
+    steps = [row[3] for row in models.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]
     assert any("product_picture" in step and "INDEX" in step for step in steps), steps
     assert not any("TEMP B-TREE" in step for step in steps), steps
 

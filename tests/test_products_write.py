@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import models
-from services import products
+from services import pictures, products
 from services.errors import NotFound
 from storage.local import LocalStorage, thumbnail_path
 from tests.conftest import row_counts, signed_params
@@ -23,7 +23,7 @@ from tests.product_data import (
 
 MAX_ID = 2**31 - 1
 ADDED = {"code": 200, "msg": "添加成功", "data": {}}
-CHANGED = {"code": 200, "msg": "添加成功", "data": {}}  # update answers the seed's text
+CHANGED = {"code": 200, "msg": "添加成功", "data": {}}  # update answers the old system's text
 DELETED = {"code": 200, "msg": "删除成功", "data": {}}
 
 
@@ -426,10 +426,10 @@ def test_delete_product_rows_returns_the_urls_and_keeps_shared_files(cat, existi
     survivor = cat.product(cat.a)
     twin = models.ProductPicture.create(company=cat.a, product=survivor, url=intro.url)  # same file, other row
     with models.write_transaction():
-        urls = products.delete_product_rows([product.id])
+        urls = pictures.delete_product_rows([product.id])
     assert sorted(urls) == sorted([old_cover.url, intro.url])
     assert state(product.id) == (None, [], []) and models.Product.get_by_id(survivor.id)
-    products.delete_files(storage, urls)
+    pictures.delete_files(storage, urls)
     assert not files["old_cover"].exists()
     assert files["intro"].exists()  # still named by `twin`
     assert models.ProductPicture.get_by_id(twin.id).url == intro.url

@@ -1,7 +1,7 @@
 """Dashboard statistics and the daily roll-up (docs/api.md section 10), checked against direct counts of
 the raw records. Days are counted in Pacific/Kiritimati (UTC+14), so a local day starts at 10:00 UTC of
-the day before: anything that used UTC days would be caught. "Now" is passed in (or the module clock
-replaced), never waited for."""
+the day before: anything that used UTC days would be caught. "Now" is passed in (or services.clock's
+"now" replaced), never waited for."""
 import asyncio
 import datetime
 import threading
@@ -12,7 +12,7 @@ import yaml
 
 import models
 import server
-from services import activity, stats
+from services import activity, clock, stats
 from services.errors import NotFound
 from tests.conftest import row_counts
 
@@ -215,7 +215,7 @@ def test_nightly_rollup_recomputes_recent_days_for_records_written_without_marks
     customer = models.Customer.create(company=staff.company_id, openid="raw")
     for days_back in (3, 4):
         models.AccessEvent.create(company=staff.company_id, customer=customer, user=staff, action=1,
-                                  happened_at=stats.day_start(TODAY - days_back * DAY, stats.zone(settings)))
+                                  happened_at=clock.day_start(TODAY - days_back * DAY, clock.zone(settings)))
     tomorrow = NOW + DAY
     done = stats.rollup_if_due(settings, tomorrow)
     assert done == [TODAY - 2 * DAY, TODAY - DAY, TODAY]  # recompute_days = 3 before tomorrow
@@ -327,7 +327,7 @@ def test_cli_rollup_rebuilds_a_range(settings, staff, admin, tmp_path, capsys):
 @pytest.mark.gen_test
 async def test_service_start_catches_up_in_the_executor(app, settings, staff, monkeypatch):
     put(settings, [rec("access", staff, "a", local(2024, 3, 8), action=1)])
-    monkeypatch.setattr(stats, "clock", lambda: NOW)
+    monkeypatch.setattr(clock, "now", lambda: NOW)
     threads, original, finished = [], stats.scheduled_rollup, threading.Event()
 
     def watched(settings):
@@ -372,7 +372,7 @@ def test_companies_are_isolated(settings, staff, outsider, admin):
 
 @pytest.fixture
 def frozen(monkeypatch):
-    monkeypatch.setattr(stats, "clock", lambda: NOW)
+    monkeypatch.setattr(clock, "now", lambda: NOW)
 
 
 @pytest.mark.gen_test
@@ -463,7 +463,7 @@ def test_demo_has_90_days_of_activity_once(settings, database):
     demo.load(settings)
     assert row_counts() == counts  # idempotent
     admin = models.User.get(models.User.login_name == "admin")
-    now = stats.current_time()
+    now = clock.now()
     curve = stats.line_info(admin, None, 90, 3, settings, now)["ret_data"]
     assert sum(1 for point in curve if point["value"]) > 80  # views nearly every day: a curve, not a spike
     assert not models.RollupStale.select().exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import models
-from services import stats
+from services import clock, stats
 from tests import test_stats
 from tests.test_stats import ACOUNT, DAY, LINE, NOW, TODAY, expected_acount, expected_line, history, local, put, rec
 
@@ -23,7 +23,7 @@ far_zone, company, admin, staff = test_stats.far_zone, test_stats.company, test_
 
 @pytest.fixture
 def frozen(monkeypatch):
-    monkeypatch.setattr(stats, "clock", lambda: NOW)
+    monkeypatch.setattr(clock, "now", lambda: NOW)
 
 
 @pytest.mark.gen_test(timeout=60)  # the set-up rolls up 45 days: seconds on a busy PostgreSQL

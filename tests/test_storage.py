@@ -1,15 +1,20 @@
 """The storage interface, run against every backend in storage.BACKENDS: a backend added later (a shared one
 for several hosts) passes the same tests."""
 import io
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
+import yaml
 
-import config
 from storage import BACKENDS, make_storage
-from storage.base import MissingChunk, UploadNotFound, UploadTooLarge, thumbnail_url
+from storage.base import MissingChunk, StorageConfigError, UploadNotFound, UploadTooLarge, thumbnail_url
 
 KEY = (7, 1530156149132)
+SERVER = str(Path(__file__).resolve().parent.parent / "server.py")
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -246,5 +251,19 @@ def test_scratch_file_is_gone_when_closed(storage):
 
 def test_local_staging_inside_the_root_is_refused(settings):
     settings["storage"]["staging"] = settings["storage"]["root"] + "/uploads"
-    with pytest.raises(config.ConfigError):
+    with pytest.raises(StorageConfigError, match="separate folders"):
         make_storage(settings)
+
+
+def test_a_storage_configuration_error_stops_the_service_with_one_line(tmp_path):
+    settings_file = tmp_path / "config.yaml"
+    settings_file.write_text(yaml.safe_dump({"storage": {"root": str(tmp_path / "statics"),
+                                                         "staging": str(tmp_path / "statics" / "uploads")},
+                                             "database": {"url": f"sqlite:///{tmp_path / 'zgld.db'}"},
+                                             "server": {"port": 8698}}))  # in this suite's range
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZGLD_")}
+    stopped = subprocess.run([sys.executable, SERVER, "--config", str(settings_file)], env=env,
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 1
+    assert stopped.stderr.splitlines() == ["configuration error: storage.staging and storage.root must be separate "
+                                           "folders: staged uploads must never be reachable under /statics/"]

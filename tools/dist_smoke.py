@@ -96,12 +96,14 @@ class Site:
 
     def stop(self):
         """SIGTERM and wait: a graceful stop exits 0."""
-        self.proc.send_signal(signal.SIGTERM)
+        proc = self.proc
+        assert proc is not None, "stop() before start()"
+        proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=30)
+            return proc.wait(timeout=30)
         finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
+            if proc.poll() is None:
+                proc.kill()
 
     # ---- HTTP ----
 
