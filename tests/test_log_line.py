@@ -34,13 +34,16 @@ def test_warnings_are_written_at_once_and_info_lines_at_the_next_flush(tmp_path)
             logger.removeHandler(handler)
 
 
-def test_line_format_keeps_time_with_milliseconds_and_tracebacks():
-    formatter = server.LineFormatter()
+def failure_record(error):
+    """A log record of 'failed here' with `error`'s traceback, as logging.exception() makes one."""
     try:
-        raise ValueError("boom")
-    except ValueError as e:
-        record = logging.LogRecord("zgld", logging.ERROR, "", 0, "failed %s", ("here",), (type(e), e, e.__traceback__))
-    line = formatter.format(record)
+        raise error
+    except type(error) as e:
+        return logging.LogRecord("zgld", logging.ERROR, "", 0, "failed %s", ("here",), (type(e), e, e.__traceback__))
+
+
+def test_line_format_keeps_time_with_milliseconds_and_tracebacks():
+    line = server.LineFormatter().format(failure_record(ValueError("boom")))
     stamp = line.split(" ERROR ")[0]
     assert len(stamp) == len("2026-12-01 03:56:10,166") and stamp[-4] == ","
     assert " ERROR zgld failed here\nTraceback" in line and "ValueError: boom" in line
@@ -106,12 +109,7 @@ async def test_a_line_written_in_a_worker_thread_carries_its_requests_id(client,
 
 
 def test_json_lines_carry_tracebacks_and_escape_what_they_quote():
-    formatter = logs.JsonFormatter()
-    try:
-        raise ValueError('boom "quoted"\nsecond line')
-    except ValueError as e:
-        record = logging.LogRecord("zgld", logging.ERROR, "", 0, "failed %s", ("here",), (type(e), e, e.__traceback__))
-    line = formatter.format(record)
+    line = logs.JsonFormatter().format(failure_record(ValueError('boom "quoted"\nsecond line')))
     assert "\n" not in line
     entry = json.loads(line)
     assert entry["message"] == "failed here" and entry["level"] == "ERROR"

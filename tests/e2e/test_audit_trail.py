@@ -4,19 +4,13 @@ from playwright.sync_api import expect
 
 import models
 from tests.e2e.conftest import PHONE
-from tests.e2e.test_console import ADMIN, STAFF, log_in, notice, open_view
+from tests.e2e.test_console import ADMIN, STAFF, add_role_twice, log_in, open_view
 
 
 def test_changes_are_found_in_the_audit_trail_and_filtered(server, open_page, screenshot, tmp_path):
     page = open_page()
     log_in(page, server, ADMIN)
-    roles = open_view(page, "角色管理", "roles")
-    panel = roles.locator("section.panel")
-    for outcome in ("添加成功", "（代码 300）"):  # the second time the name is taken
-        roles.get_by_role("button", name="新增角色").click()
-        panel.get_by_label("角色名称").fill("审计专员")
-        panel.get_by_role("button", name="保存").click()
-        expect(notice(page)).to_contain_text(outcome)
+    add_role_twice(page, "审计专员")  # added, then refused: the name is taken
     role_id = models.Role.get(models.Role.name == "审计专员").id
     users = open_view(page, "用户管理", "users")
     row = users.locator("table.data tbody tr", has_text="李四")

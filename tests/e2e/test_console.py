@@ -69,6 +69,19 @@ def notice(page):
     return page.locator("#notice")
 
 
+def add_role_twice(page, name):
+    """Adds the role `name` on the roles screen, then once more: the first is added, the second refused with
+    code 300 (the name is taken). Returns the roles view."""
+    roles = open_view(page, "角色管理", "roles")
+    panel = roles.locator("section.panel")
+    for outcome in ("添加成功", "（代码 300）"):
+        roles.get_by_role("button", name="新增角色").click()
+        panel.get_by_label("角色名称").fill(name)
+        panel.get_by_role("button", name="保存").click()
+        expect(notice(page)).to_contain_text(outcome)
+    return roles
+
+
 def product_row(products, name):
     """A row of the product list (`products`: the products view)."""
     return products.locator("table.data tbody tr", has_text=name)
@@ -412,13 +425,7 @@ def test_admin_manages_companies_and_roles(server, open_page, screenshot):
     expect(notice(page)).to_contain_text("删除成功")
     expect(row).to_have_count(0)
 
-    roles = open_view(page, "角色管理", "roles")
-    panel = roles.locator("section.panel")
-    for attempt in ("添加成功", "（代码 300）"):  # the second time the name is taken
-        roles.get_by_role("button", name="新增角色").click()
-        panel.get_by_label("角色名称").fill("销售主管")
-        panel.get_by_role("button", name="保存").click()
-        expect(notice(page)).to_contain_text(attempt)
+    roles = add_role_twice(page, "销售主管")
     assert models.Role.select().where(models.Role.name == "销售主管").count() == 1
     roles.locator("table.data tbody tr", has_text="普通用户").get_by_role("button", name="删除").click()
     page.locator("dialog#confirm").get_by_role("button", name="确定").click()
