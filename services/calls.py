@@ -17,14 +17,13 @@ import datetime
 import hashlib
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 
 import orjson
 import peewee as pw
 
 from models import UsedSignature, db, write_transaction
-from services import audit, auth, scope
+from services import audit, auth, clock, scope
 from services.errors import ServiceError, TokenError
 
 log = logging.getLogger("zgld.signatures")
@@ -179,7 +178,7 @@ def spend_alone(params, settings, seen):
     upload's id in the body) is an ordinary signed call, within the skew window and accepted once, though
     its check ran under the upload calls' rule before its body showed which it was."""
     key = _key(params)
-    if abs(time.time() - key[1] / 1000) > settings["auth"]["max_skew_seconds"]:
+    if abs(clock.epoch_seconds() - key[1] / 1000) > settings["auth"]["max_skew_seconds"]:
         raise TokenError("时间戳已过期")
     if key in seen:
         raise TokenError(SIGNATURE_USED)
@@ -235,7 +234,7 @@ class SeenSignatures:
     def flush(self, settings):
         """Write what was noted to the database (keeping it here until committed, so a POST never finds it
         in neither place); forget what is too old to be accepted anyway. Returns the number written."""
-        oldest = int(1000 * (time.time() - settings["auth"]["max_skew_seconds"]))
+        oldest = int(1000 * (clock.epoch_seconds() - settings["auth"]["max_skew_seconds"]))
         with self._lock:
             for key in [k for k in self._pending if k[1] < oldest]:
                 del self._pending[key]
