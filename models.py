@@ -868,3 +868,29 @@ def insert_rows(model: type[BaseModel], fields: list[pw.Field], rows: list[tuple
 def _insert_query(slot: Slots, model: type[BaseModel], fields: list[pw.Field], ignore_conflicts: bool) -> pw.Node:
     query = model.insert_from(slot.rows("rows", len(fields)), fields).as_rowcount().returning()
     return query.on_conflict_ignore() if ignore_conflicts else query
+
+
+class SqliteReadCache:
+    """Results of reads (list totals, dashboard sums) remembered per thread (each thread has its own SQLite
+    connection), dropped as soon as the database may have changed: another connection, in any process,
+    committed (SQLite's `PRAGMA data_version` moved) or this connection wrote anything (its `total_changes`
+    moved). The check costs one PRAGMA; no writer has to remember to invalidate. On PostgreSQL, and inside
+    a transaction, nothing is cached. A result must depend only on the data and on its key."""
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def get(self, key: object, compute: Callable[[], Any]) -> Any:
+        if not isinstance(db.obj, pw.SqliteDatabase) or db.in_transaction():
+            return compute()  # inside a transaction the total may include writes that are rolled back
+        # The connection itself is part of it: a new connection starts its counters afresh.
+        connection = db.connection()
+        version = (connection, db.execute_sql("PRAGMA data_version").fetchall()[0][0], connection.total_changes)
+        local = self._local
+        if getattr(local, "version", None) != version or len(local.counts) >= self.MAX_ENTRIES:
+            local.version, local.counts = version, {}
+        if key not in local.counts:
+            local.counts[key] = compute()
+        return local.counts[key]

@@ -8,7 +8,6 @@ Writes run in one write_transaction(); picture files are removed only after it c
 """
 import datetime
 import functools
-import threading
 
 import peewee as pw
 
@@ -26,8 +25,8 @@ from models import (
     Product,
     ProductArticle,
     ProductPicture,
+    SqliteReadCache,
     User,
-    db,
     locked,
     tuples,
     write_transaction,
@@ -93,33 +92,7 @@ _COUNT = {shape: CompiledQuery(functools.partial(_count_query, by_company=shape[
           for shape in _SHAPES}
 
 
-class SqliteCountCache:
-    """List totals remembered per thread (each thread has its own SQLite connection), dropped as soon as
-    the database may have changed: another connection, in any process, committed (SQLite's
-    `PRAGMA data_version` moved) or this connection wrote anything (its `total_changes` moved). The check
-    costs one PRAGMA; no writer has to remember to invalidate. On PostgreSQL, and inside a transaction,
-    nothing is cached."""
-
-    MAX_ENTRIES = 1024
-
-    def __init__(self):
-        self._local = threading.local()
-
-    def get(self, key, compute):
-        if not isinstance(db.obj, pw.SqliteDatabase) or db.in_transaction():
-            return compute()  # inside a transaction the total may include writes that are rolled back
-        # The connection itself is part of it: a new connection starts its counters afresh.
-        connection = db.connection()
-        version = (connection, db.execute_sql("PRAGMA data_version").fetchall()[0][0], connection.total_changes)
-        local = self._local
-        if getattr(local, "version", None) != version or len(local.counts) >= self.MAX_ENTRIES:
-            local.version, local.counts = version, {}
-        if key not in local.counts:
-            local.counts[key] = compute()
-        return local.counts[key]
-
-
-_counts = SqliteCountCache()
+_counts = SqliteReadCache()
 
 
 # ---- shared pieces ---------------------------------------------------------------------------------
@@ -163,7 +136,7 @@ def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=No
     MAX_LENGTH, and a page past the end is an empty list. The largest OFFSET, about 2.1e11, fits the
     64-bit OFFSET of SQLite and PostgreSQL.
     The rows in one query (the first cover from a subquery, not a query per row), the total in another
-    unless SqliteCountCache still holds it; both compiled once."""
+    unless the SqliteReadCache still holds it; both compiled once."""
     company_id = scope.list_company_for(caller, company_id)
     length = min(length, MAX_LENGTH)
     shape = (company_id is not None, bool(product_name))

@@ -34,6 +34,7 @@ from models import (
     FollowUp,
     RollupStale,
     RollupState,
+    SqliteReadCache,
     User,
     locked,
     read_snapshot,
@@ -44,6 +45,8 @@ from services import clock, scope
 from services.forms import QUERY, Int, Operation
 
 log = logging.getLogger("zgld.stats")
+
+_dashboard_sums = SqliteReadCache()
 
 UTC = datetime.UTC
 METRICS = ("customer_num", "follow_num", "browse_num", "forward_num", "saved_total_num", "praise_sum")
@@ -408,8 +411,15 @@ def _rolled_sums_query(window_count, company, done_through, **bounds):
 def window_totals(company_id, windows, settings, now=None):
     """Each metric summed over each window (first day or None for all time, last day), from the roll-up
     for rolled-up days and from raw records for the rest and for stale days."""
-    with _rollup_view() as (done_through, stale):
-        return _window_totals(company_id, windows, clock.zone(settings), done_through, stale)
+    tz = clock.zone(settings)
+
+    def compute():
+        with _rollup_view() as (done_through, stale):
+            return _window_totals(company_id, windows, tz, done_through, stale)
+    # The sums depend only on the data and the windows (days, in the zone): the dashboard, asked every few
+    # seconds by every open console, reads them again only after something was written. Callers get copies.
+    totals = _dashboard_sums.get(("window_totals", company_id, tuple(windows), tz.key), compute)
+    return [dict(total) for total in totals]
 
 
 def _window_totals(company_id, windows, tz, done_through, stale):
