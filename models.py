@@ -870,27 +870,45 @@ def _insert_query(slot: Slots, model: type[BaseModel], fields: list[pw.Field], i
     return query.on_conflict_ignore() if ignore_conflicts else query
 
 
-class SqliteReadCache:
-    """Results of reads (list totals, dashboard sums) remembered per thread (each thread has its own SQLite
-    connection), dropped as soon as the database may have changed: another connection, in any process,
-    committed (SQLite's `PRAGMA data_version` moved) or this connection wrote anything (its `total_changes`
-    moved). The check costs one PRAGMA; no writer has to remember to invalidate. On PostgreSQL, and inside
-    a transaction, nothing is cached. A result must depend only on the data and on its key."""
+class ReadMemo:
+    """Results remembered for one state of the database (see SqliteReadCache)."""
 
-    MAX_ENTRIES = 1024
+    def __init__(self, keep: bool = True):
+        self.results: dict[object, Any] = {}
+        self.keep = keep  # False: nothing may be remembered, every result is computed
+
+    def get(self, key: object, compute: Callable[[], Any]) -> Any:
+        if not self.keep:
+            return compute()
+        if key not in self.results:
+            self.results[key] = compute()
+        return self.results[key]
+
+
+class SqliteReadCache:
+    """Results of reads (list pages and totals, dashboard sums) remembered per thread (each thread has its
+    own SQLite connection), dropped as soon as the database may have changed: another connection, in any
+    process, committed (SQLite's `PRAGMA data_version` moved) or this connection wrote anything (its
+    `total_changes` moved). The check costs one PRAGMA; no writer has to remember to invalidate. On
+    PostgreSQL, and inside a transaction, nothing is remembered. A result must depend only on the data and on
+    its key, and is shared: callers only read it."""
+
+    MAX_ENTRIES = 64  # per thread: at most 64 pages of 100 rows (about 5 MB) before it starts afresh
 
     def __init__(self):
         self._local = threading.local()
 
-    def get(self, key: object, compute: Callable[[], Any]) -> Any:
+    def snapshot(self) -> ReadMemo:
+        """What is remembered for the database as it is now: one PRAGMA, however many results are read."""
         if not isinstance(db.obj, pw.SqliteDatabase) or db.in_transaction():
-            return compute()  # inside a transaction the total may include writes that are rolled back
+            return ReadMemo(keep=False)  # inside a transaction a result may include writes rolled back later
         # The connection itself is part of it: a new connection starts its counters afresh.
         connection = db.connection()
         version = (connection, db.execute_sql("PRAGMA data_version").fetchall()[0][0], connection.total_changes)
         local = self._local
-        if getattr(local, "version", None) != version or len(local.counts) >= self.MAX_ENTRIES:
-            local.version, local.counts = version, {}
-        if key not in local.counts:
-            local.counts[key] = compute()
-        return local.counts[key]
+        if getattr(local, "version", None) != version or len(local.memo.results) >= self.MAX_ENTRIES:
+            local.version, local.memo = version, ReadMemo()
+        return local.memo
+
+    def get(self, key: object, compute: Callable[[], Any]) -> Any:
+        return self.snapshot().get(key, compute)

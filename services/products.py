@@ -92,7 +92,7 @@ _COUNT = {shape: CompiledQuery(functools.partial(_count_query, by_company=shape[
           for shape in _SHAPES}
 
 
-_counts = SqliteReadCache()
+_reads = SqliteReadCache()
 
 
 # ---- shared pieces ---------------------------------------------------------------------------------
@@ -135,8 +135,8 @@ def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=No
     Paging: `current_page` and `length` are 1..2^31-1 (larger is a 303 from the form); `length` is cut to
     MAX_LENGTH, and a page past the end is an empty list. The largest OFFSET, about 2.1e11, fits the
     64-bit OFFSET of SQLite and PostgreSQL.
-    The rows in one query (the first cover from a subquery, not a query per row), the total in another
-    unless the SqliteReadCache still holds it; both compiled once."""
+    The rows in one query (the first cover from a subquery, not a query per row), the total in another,
+    each unless the SqliteReadCache still holds it; both compiled once."""
     company_id = scope.list_company_for(caller, company_id)
     length = min(length, MAX_LENGTH)
     shape = (company_id is not None, bool(product_name))
@@ -146,9 +146,16 @@ def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=No
         values["company_id"] = company_id
     if product_name:
         values["pattern"] = _escape_like(product_name)
-    rows = _LIST[shape].execute(**values, limit=length, offset=(current_page - 1) * length).fetchall()
-    count = _counts.get((shape, *sorted(values.items())), lambda: _COUNT[shape].execute(**values).fetchone()[0])
-    return {"ret_data": [_list_row(*row) for row in rows], "data_count": count}
+    key = (shape, *sorted(values.items()))
+
+    def read_page():
+        rows = _LIST[shape].execute(**values, limit=length, offset=(current_page - 1) * length).fetchall()
+        return [_list_row(*row) for row in rows]
+    # Consoles and cards ask for the same first pages over and over; the rows are shared, read-only.
+    memo = _reads.snapshot()
+    page = memo.get(("page", length, current_page, *key), read_page)
+    count = memo.get(("count", *key), lambda: _COUNT[shape].execute(**values).fetchone()[0])
+    return {"ret_data": page, "data_count": count}
 
 
 def _list_row(product_id, product_type, name, price, status, create_date, company_name, owner_name, cover):

@@ -158,7 +158,7 @@ async def test_list_bad_input_is_303_naming_the_field(client, cat, params, field
 
 def test_list_makes_no_query_per_row(cat):
     """The rows (covers included) in one query, the total in another; on SQLite one PRAGMA checks the
-    count cache, and a repeat of the same filters takes the total from it."""
+    read cache, and a repeat of the same filters on another page takes the total from it."""
     for product_id in cat.many_products(cat.a, 30):
         cat.picture(cat.a, product=product_id)
     check = 1 if isinstance(models.db.obj, pw.SqliteDatabase) else 0
@@ -175,6 +175,20 @@ def test_list_makes_no_query_per_row(cat):
     with count_queries() as counter:
         products.list_products(cat.admin, models.PRODUCT_COMPANY, product_name="产品", company_id=cat.a.id)
     assert counter.count == check + 2  # their own company is loaded with them: no check
+
+
+def test_a_page_asked_again_is_read_again_only_after_a_write(cat):
+    """Consoles and cards ask for the same first page over and over: on SQLite the page is remembered
+    until the database changes (one PRAGMA says whether it did); a change is seen at the next call."""
+    cat.many_products(cat.a, 3)
+    first = products.list_products(cat.staff, models.PRODUCT_COMPANY)
+    with count_queries() as counter:
+        assert products.list_products(cat.staff, models.PRODUCT_COMPANY) == first
+    assert counter.count == (1 if isinstance(models.db.obj, pw.SqliteDatabase) else 2)
+    newest = first["ret_data"][0]["product_id"]
+    models.Product.update(name="改过的名字").where(models.Product.id == newest).execute()
+    again = products.list_products(cat.staff, models.PRODUCT_COMPANY)
+    assert again["ret_data"][0]["name"] == "改过的名字" and again["data_count"] == first["data_count"]
 
 
 def test_counts_are_not_trusted_across_a_reconnect(cat, settings):
