@@ -211,9 +211,12 @@ def percentile(samples, p):
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def timed(fn, repeat):
+def timed(fn, repeat, before=None):
+    """Milliseconds of each of `repeat` calls of fn; `before` runs, untimed, ahead of each."""
     samples = []
     for _ in range(repeat):
+        if before:
+            before()
         started = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - started) * 1000)
@@ -237,7 +240,9 @@ def measure(port, users, calls, settings, rng):
              f"days=30&index_type={rng.randint(1, 6)}")
 
     timed(acount_call, 50), timed(line_call, 50)  # warm-up, not counted
-    acount, line = timed(acount_call, calls), timed(line_call, calls)
+    # On SQLite the dashboard's sums are remembered until the database changes: each timed acount_data
+    # follows a committed POST (its signature is recorded), so it is the query that is measured.
+    acount, line = timed(acount_call, calls, before=line_call), timed(line_call, calls)
     naive_runs = max(calls // 10, 10)
     naive_a = timed(lambda: naive_acount(rng.choice(companies), settings), naive_runs)
     naive_l = timed(lambda: naive_line(rng.choice(companies), 30, 3, settings), naive_runs)
