@@ -899,9 +899,13 @@ class SqliteReadCache:
         self._local = threading.local()
 
     def snapshot(self) -> ReadMemo:
-        """What is remembered for the database as it is now: one PRAGMA, however many results are read."""
+        """What is remembered for the database as it is now: one PRAGMA, however many results are read
+        (none inside one_state(), which took it already)."""
         if not isinstance(db.obj, pw.SqliteDatabase) or db.in_transaction():
             return ReadMemo(keep=False)  # inside a transaction a result may include writes rolled back later
+        pinned = getattr(self._local, "pinned", None)
+        if pinned is not None:
+            return pinned
         # The connection itself is part of it: a new connection starts its counters afresh.
         connection = db.connection()
         version = (connection, db.execute_sql("PRAGMA data_version").fetchall()[0][0], connection.total_changes)
@@ -912,3 +916,31 @@ class SqliteReadCache:
 
     def get(self, key: object, compute: Callable[[], Any]) -> Any:
         return self.snapshot().get(key, compute)
+
+    def one_state(self) -> "_OneState":
+        """For a call that only reads: every snapshot() within is the one taken on entry, so the signature
+        check and the call's own reads cost one PRAGMA between them. Never around a write: what it wrote
+        would not be seen by the results remembered before it."""
+        return _OneState(self._local, self)
+
+
+class _OneState:
+    """SqliteReadCache.one_state(): a class, not a generator, since it wraps every signed read."""
+
+    __slots__ = ("local", "cache", "outer")
+
+    def __init__(self, local: threading.local, cache: SqliteReadCache):
+        self.local, self.cache = local, cache
+
+    def __enter__(self) -> None:
+        self.outer = getattr(self.local, "pinned", None)
+        if self.outer is None:
+            self.local.pinned = self.cache.snapshot()
+
+    def __exit__(self, *exc: object) -> None:
+        self.local.pinned = self.outer
+
+
+# The one cache of remembered reads (list pages and totals, dashboard sums, the signing users' rows): one
+# PRAGMA tells whether all of them still hold.
+reads = SqliteReadCache()

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -83,11 +84,13 @@ def signed_paths(target, caller, count):
 
 
 def run_wrk(port, paths, args, folder, pid=None):
-    """Requests per second, errors, and the server's CPU time per request in microseconds (a figure the
-    other load on the machine disturbs less than the rate)."""
+    """Requests per second, errors, the server's CPU time per request in microseconds (a figure the other
+    load on the machine disturbs less than the rate) and wrk's own (on two cores, what it takes from two
+    server processes)."""
     script = Path(folder) / "paths.lua"
     script.write_text("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n" + LUA)
     cpu_before = cpu_seconds(pid) if pid else 0
+    wrk_before = children_cpu_seconds()
     result = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "-s", str(script),
                              f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True)
     rate = float(re.search(r"Requests/sec:\s*([\d.]+)", result.stdout).group(1))
@@ -95,7 +98,14 @@ def run_wrk(port, paths, args, folder, pid=None):
     errors = re.search(r"Socket errors: .*", result.stdout)
     requests = int(re.search(r"(\d+) requests in", result.stdout).group(1))
     cpu_us = 1e6 * (cpu_seconds(pid) - cpu_before) / max(requests, 1) if pid else 0
-    return rate, bad + (1 if errors else 0), cpu_us
+    wrk_us = 1e6 * (children_cpu_seconds() - wrk_before) / max(requests, 1)
+    return rate, bad + (1 if errors else 0), cpu_us, wrk_us
+
+
+def children_cpu_seconds():
+    """CPU time of this process's children that have ended (wrk, once run() has waited for it)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def cpu_seconds(pid):
@@ -128,7 +138,7 @@ def first_answer(port, path):
 def profile(pid, seconds, output):
     """py-spy record in the background; returns the process."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")  # pip install py-spy
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "1000",
                              "--format", "raw", "--output", output, "--nonblocking"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
@@ -147,7 +157,7 @@ def print_profile(output, top=15):
     for frame, count in own.most_common(top):
         print(f"  {100 * count / total:5.1f}%  {frame}")
     print("on the stack:")
-    for frame, count in inclusive.most_common(top + 10):
+    for frame, count in inclusive.most_common(top + 45):
         print(f"  {100 * count / total:5.1f}%  {frame}")
 
 
@@ -209,16 +219,18 @@ def main():
             pids = {args.port: services[0].pid, args.port + 1: services[2].pid, args.port + 2: services[1].pid}
             results = {name: [] for name in runs}
             cpu = {name: [] for name in runs}
+            wrk_cpu = {name: [] for name in runs}
             errors = collections.Counter()
             for port, target, caller in runs.values():  # warm up
                 run_wrk(port, signed_paths(target, caller, 2000), argparse.Namespace(
                     connections=args.connections, seconds=1), tmp)
             for _ in range(args.rounds):
                 for name, (port, target, caller) in runs.items():
-                    rate, bad, cpu_us = run_wrk(port, signed_paths(target, caller, SIGNED_PATHS), args, tmp,
-                                                pids[port])
+                    rate, bad, cpu_us, wrk_us = run_wrk(port, signed_paths(target, caller, SIGNED_PATHS), args,
+                                                        tmp, pids[port])
                     results[name].append(rate)
                     cpu[name].append(cpu_us)
+                    wrk_cpu[name].append(wrk_us)
                     errors[name] += bad
             if args.profile:  # a run of its own: the profiler takes CPU too
                 port, target, caller = runs["product_list, user"]
@@ -238,7 +250,8 @@ def main():
         verdict = "" if goal is None else f"  target {goal}: {'met' if rate / bare >= goal else 'NOT MET'}"
         cpu_us = statistics.median(cpu[name])
         print(f"{name:27} {rate:7.0f} req/s  ratio {rate / bare:5.2f}  CPU {cpu_us:6.0f} us/request, ratio "
-              f"{bare_cpu / cpu_us:4.2f}  (rounds: " + ", ".join(f"{r:.0f}" for r in rounds)
+              f"{bare_cpu / cpu_us:4.2f}, wrk {statistics.median(wrk_cpu[name]):3.0f} us  (rounds: "
+              + ", ".join(f"{r:.0f}" for r in rounds)
               + f"; errors {errors[name]}){verdict}")
     if args.profile:
         print_profile(args.profile)

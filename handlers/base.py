@@ -18,6 +18,7 @@ log = logging.getLogger("zgld.request")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+READ_METHODS = ("GET", "HEAD")  # a call that writes nothing
 _HEADER_NAMES = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
 
 
@@ -140,7 +141,7 @@ class BaseHandler(tornado.web.RequestHandler):
         """Run blocking work (database, hashing, images, files) in the executor, off the event loop.
         GETs run in the executor's read lane, so they never wait behind writers stuck on a lock."""
         return await self.settings["executor"].submit_async(
-            fn, *args, read_only=self.request.method in ("GET", "HEAD"), **kwargs)
+            fn, *args, read_only=self.request.method in READ_METHODS, **kwargs)
 
     def query(self):
         """Query-string parameters as a dict of text (the last value of each)."""
@@ -190,8 +191,8 @@ class BaseHandler(tornado.web.RequestHandler):
         """What services.calls needs to know about this request."""
         spends = self.spends_signature and self.request.method == "POST"
         call = calls.Call(params=self.query(), settings=self.config, seen=self.settings["signatures"],
-                          spends=spends, access=self.access or "", max_age_seconds=self.signature_max_age(),
-                          keeps_answer=self.keeps_answer)
+                          spends=spends, reads_only=self.request.method in READ_METHODS, access=self.access or "",
+                          max_age_seconds=self.signature_max_age(), keeps_answer=self.keeps_answer)
         if spends:
             call.route = f"{type(self).__module__}.{type(self).__qualname__}"
             call.path_ids = tuple(self.path_args)

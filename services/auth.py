@@ -20,6 +20,7 @@ from models import (
     db,
     locked,
     now,
+    reads,
     write_transaction,
 )
 from services import audit, clock
@@ -253,9 +254,11 @@ _USER_COLUMNS, _COMPANY_COLUMNS = _columns(_SIGNER_FIELDS[0]), _columns(_SIGNER_
 
 
 def _load_signer(user_id):
-    """The user with their company, or None."""
+    """The user with their company, or None. Their row is remembered until the database changes (a new
+    token, a disabled account: any write drops it, models.SqliteReadCache); each call gets instances of
+    its own, so no call sees another's changes to them."""
     # fetchall, not fetchone: a half-read cursor keeps SQLite's read snapshot open, hiding later commits
-    rows = _SIGNER.execute(user_id=user_id).fetchall()
+    rows = reads.get(("signer", user_id), lambda: _SIGNER.execute(user_id=user_id).fetchall())
     if not rows:
         return None
     row, split = rows[0], len(_USER_COLUMNS)

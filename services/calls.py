@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import orjson
 import peewee as pw
 
-from models import UsedSignature, db, write_transaction
+from models import UsedSignature, db, reads, write_transaction
 from services import audit, auth, clock, scope
 from services.errors import ServiceError, TokenError
 
@@ -57,6 +57,7 @@ class Call:
     settings: dict
     seen: "SeenSignatures"
     spends: bool  # POST: once-only, retried from its stored answer
+    reads_only: bool = False  # GET: writes nothing, so its reads may share one state of the database
     access: str = ""  # the handler's declaration (services.scope); none given: every caller is refused
     max_age_seconds: int | None = None  # the upload calls: their upload's expiry instead of the skew window
     notes_seen: bool = True  # False: add_picture settles its signature once its body has named the upload
@@ -101,6 +102,9 @@ def execute(call, fn, *args, **kwargs):
     """The whole call: check, then `fn(caller, *args, **kwargs)`; a POST exactly once. Returns the answer.
     A write that fails after the signature check is recorded as failed once its transaction rolled back."""
     try:
+        if call.reads_only:
+            with reads.one_state():
+                return _execute(call, fn, *args, **kwargs)
         return _execute(call, fn, *args, **kwargs)
     except Exception as error:
         if call.user is not None:

@@ -25,9 +25,9 @@ from models import (
     Product,
     ProductArticle,
     ProductPicture,
-    SqliteReadCache,
     User,
     locked,
+    reads,
     tuples,
     write_transaction,
 )
@@ -92,7 +92,6 @@ _COUNT = {shape: CompiledQuery(functools.partial(_count_query, by_company=shape[
           for shape in _SHAPES}
 
 
-_reads = SqliteReadCache()
 
 
 # ---- shared pieces ---------------------------------------------------------------------------------
@@ -152,7 +151,7 @@ def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=No
         rows = _LIST[shape].execute(**values, limit=length, offset=(current_page - 1) * length).fetchall()
         return [_list_row(*row) for row in rows]
     # Consoles and cards ask for the same first pages over and over; the rows are shared, read-only.
-    memo = _reads.snapshot()
+    memo = reads.snapshot()
     page = memo.get(("page", length, current_page, *key), read_page)
     count = memo.get(("count", *key), lambda: _COUNT[shape].execute(**values).fetchone()[0])
     return {"ret_data": page, "data_count": count}

@@ -34,10 +34,10 @@ from models import (
     FollowUp,
     RollupStale,
     RollupState,
-    SqliteReadCache,
     User,
     locked,
     read_snapshot,
+    reads,
     tuples,
     write_transaction,
 )
@@ -46,7 +46,6 @@ from services.forms import QUERY, Int, Operation
 
 log = logging.getLogger("zgld.stats")
 
-_dashboard_sums = SqliteReadCache()
 
 UTC = datetime.UTC
 METRICS = ("customer_num", "follow_num", "browse_num", "forward_num", "saved_total_num", "praise_sum")
@@ -418,7 +417,7 @@ def window_totals(company_id, windows, settings, now=None):
             return _window_totals(company_id, windows, tz, done_through, stale)
     # The sums depend only on the data and the windows (days, in the zone): the dashboard, asked every few
     # seconds by every open console, reads them again only after something was written. Callers get copies.
-    totals = _dashboard_sums.get(("window_totals", company_id, tuple(windows), tz.key), compute)
+    totals = reads.get(("window_totals", company_id, tuple(windows), tz.key), compute)
     return [dict(total) for total in totals]
 
 

@@ -4,7 +4,9 @@ import datetime
 import hashlib
 import time
 
+import peewee as pw
 import pytest
+from playhouse.test_utils import count_queries
 
 import models
 from services import auth
@@ -312,3 +314,27 @@ async def test_a_body_of_exactly_the_limit_is_read(client, admin, settings):
     status, body = await client.request("POST", LOGIN, raw=form + b"x" * (limit - len(form)),
                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert (status, body["code"]) == (200, 401)
+
+
+PRODUCT_LIST = "/zhugeleida/admin/product/product_list"
+
+
+@pytest.mark.gen_test
+async def test_a_signed_read_asked_again_costs_one_statement_until_a_write(client, staff):
+    """On SQLite a signed read remembers its signer's row with its page, and one PRAGMA, read once for the
+    whole call, says whether either changed; a logout (another connection's write) is seen at the next call."""
+    assert (await client.get(PRODUCT_LIST, staff, product_type=1))["code"] == 200
+    with count_queries() as counter:
+        assert (await client.get(PRODUCT_LIST, staff, product_type=1))["code"] == 200
+    assert counter.count == (1 if isinstance(models.db.obj, pw.SqliteDatabase) else 3)  # PG: signer, page, count
+    assert (await client.post(LOGOUT, staff))["code"] == 200
+    assert (await client.get(PRODUCT_LIST, staff, product_type=1))["code"] == 400
+    assert (await client.get(PRODUCT_LIST, reload(staff), product_type=1))["code"] == 200
+
+
+@pytest.mark.gen_test
+async def test_a_disabled_account_is_refused_at_its_next_read(client, admin, staff):
+    assert (await client.get(PRODUCT_LIST, staff, product_type=1))["code"] == 200
+    body = await client.post(STATUS.format(staff.id), admin, data={"status": models.USER_DISABLED})
+    assert body["code"] == 200
+    assert (await client.get(PRODUCT_LIST, staff, product_type=1))["code"] == 306
