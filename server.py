@@ -17,6 +17,7 @@ import datetime
 import fcntl
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -79,9 +80,17 @@ class Application(tornado.web.Application):
     """Routes requests; one whose declared body is over the limit goes to a 413 before its body is read.
     Keeps the requests being answered, so a stop can tell busy connections from idle keep-alive ones."""
 
+    def __init__(self, handlers, **settings):
+        super().__init__(handlers, **settings)
+        self.exact_routes = exact_routes(handlers)
+
     def find_handler(self, request, **kwargs):
         self.settings["requests"].add(request)  # weak: a request dropped by its client goes by itself
-        delegate = super().find_handler(request, **kwargs)
+        exact = self.exact_routes.get(request.path)
+        if exact is not None:
+            delegate = self.get_handler_delegate(request, *exact)
+        else:
+            delegate = super().find_handler(request, **kwargs)
         handler_class = getattr(delegate, "handler_class", None)
         streaming = getattr(handler_class, "_stream_request_body", False)
         length = request.headers.get("Content-Length", "0")
@@ -91,6 +100,25 @@ class Application(tornado.web.Application):
         if not streaming and "Content-Length" not in request.headers:  # chunked: the size shows as it comes
             return _CountedBody(self, request, delegate, limit)
         return delegate
+
+
+def exact_routes(routes) -> dict:
+    """Path -> (handler class, its arguments) for the routes that name one path (with or without its trailing
+    slash), as Tornado would route it: most requests are found by one look-up instead of trying each
+    route's pattern in turn (about a tenth of a signed read's routing and dispatch). A path that an earlier
+    route's pattern also matches is left to Tornado, so the first matching route still wins."""
+    patterns = [(re.compile(pattern.removesuffix("$") + "$"), pattern, handler, extra)
+                for pattern, handler, *extra in routes]
+    exact = {}
+    for _, pattern, handler, extra in patterns:
+        prefix = pattern.removesuffix("/?")
+        if re.escape(prefix).replace("\\/", "/") != prefix:  # a pattern, not a path
+            continue
+        for path in (prefix, prefix + "/"):
+            first = next(p for p in patterns if p[0].match(path))
+            if first[2] is handler and path not in exact:
+                exact[path] = (handler, extra[0] if extra else {})
+    return exact
 
 
 class _CountedBody(tornado.httputil.HTTPMessageDelegate):

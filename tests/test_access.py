@@ -11,7 +11,7 @@ import tornado.web
 
 import models
 from handlers.base import ID, BaseHandler, routes_declaring_access
-from server import make_app
+from server import exact_routes, make_app
 from services import scope
 from tests.conftest import signed_params
 
@@ -191,3 +191,27 @@ async def test_an_undeclared_handler_routed_anyway_is_denied(client, app, w):
     for params in ({}, signed_params(w.admin)):
         status, body = await client.request("GET", "/undeclared", params)
         assert (status, body) == (200, {"code": 404, "msg": "非法请求", "data": {}})
+
+
+# ---- routing: most paths are found by one look-up, to the handler Tornado's own search would pick ----
+
+def first_match(app: tornado.web.Application, path: str):
+    """The handler of the first route whose pattern matches `path`: how Tornado routes."""
+    return next((rule.target for rule in app.wildcard_router.rules if rule.matcher.regex.match(path)), None)
+
+
+def test_every_path_looked_up_directly_reaches_the_handler_tornado_would_choose(app):
+    assert len(app.exact_routes) > 40  # the look-up serves most routes
+    for path, (handler, _) in app.exact_routes.items():
+        assert first_match(app, path) is handler, path
+
+
+def test_a_path_an_earlier_pattern_matches_is_left_to_tornado():
+    class Earlier(BaseHandler):
+        access = scope.PUBLIC
+
+    class Later(BaseHandler):
+        access = scope.PUBLIC
+    shadowed = exact_routes([(r"/a/([^/]+)/?", Earlier), (r"/a/b/?", Later)])
+    assert "/a/b" not in shadowed and "/a/b/" not in shadowed
+    assert exact_routes([(r"/a/b/?", Later), (r"/a/([^/]+)/?", Earlier)])["/a/b/"] == (Later, {})
