@@ -254,26 +254,38 @@ _USER_COLUMNS, _COMPANY_COLUMNS = _columns(_SIGNER_FIELDS[0]), _columns(_SIGNER_
 
 
 def _load_signer(user_id):
-    """The user with their company, or None. Their row is remembered until the database changes (a new
-    token, a disabled account: any write drops it, models.SqliteReadCache); each call gets instances of
-    its own, so no call sees another's changes to them."""
-    # fetchall, not fetchone: a half-read cursor keeps SQLite's read snapshot open, hiding later commits
-    rows = reads.get(("signer", user_id), lambda: _SIGNER.execute(user_id=user_id).fetchall())
-    if not rows:
+    """The user with their company, or None. What their row says is remembered until the database changes
+    (a new token, a disabled account: any write drops it, models.SqliteReadCache); each call gets instances
+    of its own, so no call sees another's changes to them."""
+    found = reads.get(("signer", user_id), lambda: _read_signer(user_id))
+    if found is None:
         return None
-    row, split = rows[0], len(_USER_COLUMNS)
-    user = _from_row(User, _USER_COLUMNS, row[:split])
-    user.__rel__["company"] = _from_row(Company, _COMPANY_COLUMNS, row[split:])
+    user = _instance(User, found[0])
+    user.__rel__["company"] = _instance(Company, found[1])
     return user
 
 
-def _from_row(model, columns, values):
-    """An instance of `model` from a row, as a query would give it. Built directly: Model(**values) sets
-    each field through its descriptor and marks it dirty, which was half of the signature check's cost
-    (the check runs on every signed call)."""
+def _read_signer(user_id):
+    """(the user's fields, their company's fields) as dicts of Python values, or None."""
+    # fetchall, not fetchone: a half-read cursor keeps SQLite's read snapshot open, hiding later commits
+    rows = _SIGNER.execute(user_id=user_id).fetchall()
+    if not rows:
+        return None
+    row, split = rows[0], len(_USER_COLUMNS)
+    return _fields(_USER_COLUMNS, row[:split]), _fields(_COMPANY_COLUMNS, row[split:])
+
+
+def _fields(columns, values):
+    return {name: value if convert is None or value is None else convert(value)
+            for (name, convert), value in zip(columns, values, strict=True)}
+
+
+def _instance(model, fields):
+    """An instance of `model` holding a copy of `fields`, as a query would give it. Built directly:
+    Model(**fields) sets each field through its descriptor and marks it dirty, which was half of the
+    signature check's cost (the check runs on every signed call)."""
     instance = model.__new__(model)
-    instance.__data__ = {name: value if convert is None or value is None else convert(value)
-                         for (name, convert), value in zip(columns, values, strict=True)}
+    instance.__data__ = dict(fields)
     instance._dirty, instance.__rel__ = set(), {}
     return instance
 

@@ -338,3 +338,12 @@ async def test_a_disabled_account_is_refused_at_its_next_read(client, admin, sta
     body = await client.post(STATUS.format(staff.id), admin, data={"status": models.USER_DISABLED})
     assert body["code"] == 200
     assert (await client.get(PRODUCT_LIST, staff, product_type=1))["code"] == 306
+
+
+def test_each_call_gets_its_own_copy_of_the_remembered_signer(staff):
+    """A call that changes its caller in memory and then fails (nothing written, so nothing dropped from the
+    remembered reads) must not hand the change to the next call."""
+    first = auth._load_signer(staff.id)
+    first.username, first.company.name = "改了没存", "也没存"
+    again = auth._load_signer(staff.id)
+    assert (again.username, again.company.name) == (staff.username, staff.company.name)
