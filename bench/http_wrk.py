@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/http_wrk.py [--seconds 5] [--rounds 3] [--connections 32] [--port 8630]
                                    [--database-url postgresql://...] [--profile FILE] [--service-root DIR]
+                                   [--only "2 processes"]
 
 wrk (a load generator in C: `apt-get install -y wrk` on Debian/Ubuntu) drives, so the client does not take
 the server's Python time. Every request carries a signature of its own (wrk cycles through a list signed
@@ -170,6 +171,8 @@ def main():
     parser.add_argument("--database-url", help="default: SQLite in a temp folder (a PostgreSQL one is emptied)")
     parser.add_argument("--profile", metavar="FILE", help="py-spy raw output for the one-process product_list")
     parser.add_argument("--service-root", type=Path, default=ROOT, help="the checkout whose server.py runs")
+    parser.add_argument("--only", action="append", metavar="WORDS",
+                        help="only the runs whose name contains WORDS (repeatable; the bare handler always runs)")
     args = parser.parse_args()
     need_wrk()
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,6 +213,8 @@ def main():
                 "product_list, 2 processes": (args.port + 2, "product_list", callers["user"]),
                 "bare Tornado handler": (args.port + 1, "product_list", callers["user"]),
             }
+            runs = {name: run for name, run in runs.items()
+                    if not args.only or name == "bare Tornado handler" or any(w in name for w in args.only)}
             for name, (port, target, caller) in runs.items():
                 answer = json.loads(first_answer(port, signed_paths(target, caller, 1)[0]))
                 assert answer["code"] == 200, (name, answer)
@@ -233,7 +238,7 @@ def main():
                     wrk_cpu[name].append(wrk_us)
                     errors[name] += bad
             if args.profile:  # a run of its own: the profiler takes CPU too
-                port, target, caller = runs["product_list, user"]
+                port, target, caller = args.port, "product_list", callers["user"]
                 spy = profile(one.pid, args.seconds, args.profile)
                 run_wrk(port, signed_paths(target, caller, SIGNED_PATHS), args, tmp)
                 spy.wait(60)
