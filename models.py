@@ -44,8 +44,9 @@ PICTURE_INTRO = 2
 
 
 def now() -> datetime.datetime:
-    """Server time as stored: naive local time, second precision is enough for every column."""
-    return clock.local_naive()
+    """The time as the tables' dates (create_date, last_login_date, ...) store it: naive UTC, like every
+    stored time (services.clock), to the second, which is enough for all of them."""
+    return clock.utc_naive().replace(microsecond=0)
 
 
 class BaseModel(pw.Model):
@@ -298,7 +299,7 @@ class AuditEntry(BaseModel):
     change's own transaction (services.calls), so a rolled-back change leaves no entry claiming success.
     No foreign keys: an entry outlives the user, company or product it names."""
     id = pw.BigAutoField()
-    at = pw.DateTimeField(default=lambda: utcnow().replace(microsecond=0))  # UTC; pruned by it
+    at = pw.DateTimeField(default=now)  # UTC; pruned by it
     user_id = pw.IntegerField(null=True)  # the actor; none for a command-line run or an unknown login name
     login_name = pw.CharField(max_length=64, default="")
     company_id = pw.IntegerField(null=True)  # the actor's company: what GET audit is scoped by
