@@ -9,6 +9,7 @@ import errno
 import logging
 import select
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -44,8 +45,9 @@ PICTURE_INTRO = 2
 
 
 def now() -> datetime.datetime:
-    """Server time as stored: naive local time, second precision is enough for every column."""
-    return clock.local_naive()
+    """The time as the tables' dates (create_date, last_login_date, ...) store it: naive UTC, like every
+    stored time (services.clock), to the second, which is enough for all of them."""
+    return clock.utc_naive().replace(microsecond=0)
 
 
 class BaseModel(pw.Model):
@@ -298,7 +300,7 @@ class AuditEntry(BaseModel):
     change's own transaction (services.calls), so a rolled-back change leaves no entry claiming success.
     No foreign keys: an entry outlives the user, company or product it names."""
     id = pw.BigAutoField()
-    at = pw.DateTimeField(default=lambda: utcnow().replace(microsecond=0))  # UTC; pruned by it
+    at = pw.DateTimeField(default=now)  # UTC; pruned by it
     user_id = pw.IntegerField(null=True)  # the actor; none for a command-line run or an unknown login name
     login_name = pw.CharField(max_length=64, default="")
     company_id = pw.IntegerField(null=True)  # the actor's company: what GET audit is scoped by
@@ -318,6 +320,15 @@ ACTIVITY_MODELS = [Customer, CustomerBinding, FollowUp, AccessEvent, DailyStats,
 
 MODELS = [Company, Role, User, Product, ProductArticle, ProductPicture, UsedSignature, LoginThrottle,
           *ACTIVITY_MODELS, AuditEntry]
+
+
+class SchemaFact(BaseModel):
+    """What create_schema cannot see in the tables themselves: the data upgrades (DATA_UPGRADES) done on
+    this database, one row each, so each runs once. Not among MODELS, which hold the data: emptying them
+    (tests, benchmarks) must not make an upgrade run again on rows that are already upgraded."""
+    name = pw.CharField(max_length=64, primary_key=True)
+    done_at = pw.DateTimeField(default=now)  # UTC
+    summary = pw.TextField(default="")  # what it did, as logged
 
 
 # ---- faults: connections the server dropped, held locks, full disks, a stop cutting work off ----------
@@ -589,11 +600,16 @@ def add_missing_columns():
 
 
 def create_schema():
-    """Create missing tables and columns and the built-in roles; safe to run at every start."""
+    """Create missing tables and columns and the built-in roles, and run the data upgrades this database
+    has not had; safe to run at every start."""
+    made_here = Company._meta.table_name not in db.get_tables()  # no table of an earlier version yet
     with db.atomic():
         for name in add_missing_columns():
             logging.getLogger("zgld").info("schema upgrade: added column %s", name)
-        db.create_tables(MODELS, safe=True)
+        db.create_tables([SchemaFact, *MODELS], safe=True)
+        if made_here:  # made as this version keeps its data: every upgrade is done, with nothing to scan
+            SchemaFact.insert_many([{"name": name, "summary": "made by this version"} for name in DATA_UPGRADES]
+                                   ).execute()
         for role_id, name in BUILTIN_ROLES.items():
             if not Role.select().where(Role.id == role_id).exists():
                 Role.insert(id=role_id, name=name).execute()
@@ -603,6 +619,70 @@ def create_schema():
         # Explicit ids above do not move the sequence; move it past them.
         db.execute_sql("SELECT setval(pg_get_serial_sequence('role', 'id'), "
                        "GREATEST((SELECT MAX(id) FROM role), 1))")
+    run_data_upgrades()
+
+
+# ---- data upgrades: changes to rows an older version wrote, each run once (SchemaFact) ------------------
+
+UPGRADE_BATCH = 1000  # rows read at a time: a large table is never loaded whole
+
+# The columns version 1.1 and earlier wrote in the server process's local time (`datetime.now()`); every
+# other time was already UTC.
+LOCAL_TIME_COLUMNS = (Company.create_date, Role.create_date, User.create_date, User.last_login_date,
+                      Product.create_date, ProductPicture.create_date, LoginThrottle.window_start)
+
+
+def _column_to_utc(field: pw.Field) -> int:
+    """Convert one column from the process's local time to UTC, UPGRADE_BATCH rows at a time in key order;
+    the number of values changed."""
+    model = field.model
+    key = model._meta.primary_key
+    update = CompiledQuery(lambda slot: model.update({field: slot("value")}).where(key == slot("key")))
+    changed, last = 0, None
+    while True:
+        query = model.select(key, field).where(field.is_null(False)).order_by(key).limit(UPGRADE_BATCH)
+        rows = list(tuples(query if last is None else query.where(key > last)))
+        for row_key, local in rows:
+            if not isinstance(local, datetime.datetime):  # text SQLite could not read as a time: left as it is
+                continue
+            utc = clock.utc_from_process_local(local)
+            if utc != local:
+                update.execute(value=field.db_value(utc), key=row_key)
+                changed += 1
+        if len(rows) < UPGRADE_BATCH:
+            return changed
+        last = rows[-1][0]
+
+
+def _times_to_utc() -> str:
+    """Store every time in UTC: convert the columns version 1.1 and earlier wrote in local time. That was
+    the server process's zone (TZ), not stats.timezone; it must be the same now as when they were written
+    (services.clock.utc_from_process_local says how a time the clocks went back over is read)."""
+    counts = {f"{field.model._meta.table_name}.{field.column_name}": _column_to_utc(field)
+              for field in LOCAL_TIME_COLUMNS}
+    zone = "/".join(dict.fromkeys(time.tzname))
+    return (f"stored times converted to UTC from the server's local zone ({zone}): "
+            + ", ".join(f"{column} {n}" for column, n in counts.items()) + f"; {sum(counts.values())} in all")
+
+
+# name -> the upgrade, which returns what it did; recorded in SchemaFact once done. Add new ones at the end.
+DATA_UPGRADES: dict[str, Callable[[], str]] = {"times_in_utc": _times_to_utc}
+
+
+def run_data_upgrades() -> None:
+    """Run each data upgrade this database has not recorded, in one transaction with its record: it is done
+    wholly and once, also when several processes start together (the second waits, then finds the record)."""
+    for name, upgrade in DATA_UPGRADES.items():
+        if SchemaFact.select().where(SchemaFact.name == name).exists():
+            continue
+        with write_transaction():  # SQLite: the write lock, from the start
+            if isinstance(db.obj, pw.PostgresqlDatabase):
+                db.execute_sql(f'LOCK TABLE "{SchemaFact._meta.table_name}" IN SHARE ROW EXCLUSIVE MODE')
+            if SchemaFact.select().where(SchemaFact.name == name).exists():
+                continue  # another process did it meanwhile
+            summary = upgrade()
+            SchemaFact.create(name=name, summary=summary)
+        logging.getLogger("zgld").info("schema upgrade: %s", summary)
 
 
 def _rebuild_with_autoincrement(model):

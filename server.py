@@ -593,7 +593,7 @@ def cmd_create_admin(settings, args):
     from services.errors import ServiceError
     from services.users import create_user
     open_database(settings)
-    company = get_or_create_company(args.company)
+    company = get_or_create_company(args.company, settings)
     try:
         user = create_user(company.id, models.ROLE_ADMIN, args.login, args.login, args.password,
                            settings["auth"]["scrypt_n"])

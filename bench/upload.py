@@ -183,8 +183,8 @@ def make_account(environment):
     settings = config.load(environ={k: v for k, v in environment.items() if k.startswith("ZGLD_")})
     models.connect(settings["database"]["url"])
     models.create_schema()
-    user = create_user(get_or_create_company("压测公司").id, models.ROLE_USER, "bench", "压测", "bench-password",
-                       1024)
+    company = get_or_create_company("压测公司", settings)
+    user = create_user(company.id, models.ROLE_USER, "bench", "压测", "bench-password", 1024)
     models.db.close()
     return Account(user.id, user.token)
 

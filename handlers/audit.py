@@ -10,7 +10,7 @@ class AuditListHandler(BaseHandler):
     # not inline_read: counting the rows of a long range is not a short read, and must not hold the loop
 
     async def get(self) -> None:
-        self.reply(await self.call(audit.list_entries, self.form()))
+        self.reply(await self.call(audit.list_entries, self.form(), self.config))
 
 
 default_handlers = [

@@ -1,10 +1,11 @@
 """Login, logout and password change."""
 from handlers.base import BaseHandler, api
-from services import audit, auth
+from services import audit, auth, clock
+from services.listing import format_datetime
 from services.scope import MEMBER, PUBLIC
 
 
-def login_data(user, previous_login):
+def login_data(user, previous_login, tz):
     return {
         "token": user.token,
         "user_id": user.id,
@@ -15,7 +16,7 @@ def login_data(user, previous_login):
         "role_name": user.role.name,
         "avatar": user.avatar,
         "set_avatar": user.avatar,  # the old server's key for the same URL
-        "last_login_date": previous_login,
+        "last_login_date": format_datetime(previous_login, tz),
         "is_reset_password": user.must_change_password,
     }
 
@@ -30,7 +31,7 @@ class LoginHandler(BaseHandler):
         note = audit.Note(kind="user", route="login", address=address, request_id=self.request_id, self_target=True)
         user, previous_login = await self.run(auth.login, form["username"], form["password"], self.config,
                                               address, note)
-        self.reply(login_data(user, previous_login), "登录成功")
+        self.reply(login_data(user, previous_login, clock.zone(self.config)), "登录成功")
 
 
 class LogoutHandler(BaseHandler):

@@ -14,7 +14,7 @@ class CompanyListHandler(ListHandler):
     operation = companies.LIST
 
     async def rows(self, form):
-        return await self.call(ignore_caller(companies.list_companies), form)
+        return await self.call(ignore_caller(companies.list_companies), form, self.config)
 
 
 class CompanyAddHandler(AddHandler):

@@ -11,7 +11,7 @@ class ProductListHandler(BaseHandler):
 
     async def get(self):
         form = self.form()
-        self.reply(await self.call(products.list_products, **form))
+        self.reply(await self.call(products.list_products, self.config, **form))
 
 
 class ProductSingleHandler(BaseHandler):
@@ -21,7 +21,7 @@ class ProductSingleHandler(BaseHandler):
 
     async def get(self):
         form = self.form()
-        self.reply(await self.call(products.get_product, form["product_id"]))
+        self.reply(await self.call(products.get_product, self.config, form["product_id"]))
 
 
 class ProductEditHandler(BaseHandler):
@@ -32,7 +32,7 @@ class ProductEditHandler(BaseHandler):
 
     async def get(self):
         form = self.form()
-        self.reply(await self.call(products.get_product_for_edit, **form))
+        self.reply(await self.call(products.get_product_for_edit, self.config, **form))
 
 
 class ProductAddHandler(BaseHandler):

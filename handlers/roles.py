@@ -14,7 +14,7 @@ class RoleListHandler(ListHandler):
     operation = roles.LIST
 
     async def rows(self, form):
-        return await self.call(ignore_caller(roles.list_roles), form)
+        return await self.call(ignore_caller(roles.list_roles), form, self.config)
 
 
 class RoleAddHandler(AddHandler):

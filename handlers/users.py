@@ -10,7 +10,7 @@ class UserListHandler(ListHandler):
     operation = users.LIST
 
     async def rows(self, form):
-        return await self.call(users.list_users, form)
+        return await self.call(users.list_users, form, self.config)
 
 
 class UserAddHandler(AddHandler):

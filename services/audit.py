@@ -13,10 +13,11 @@ import logging
 
 import peewee as pw
 
-from models import AuditEntry, db, utcnow, write_transaction
+from models import AuditEntry, db, now, utcnow, write_transaction
+from services import clock
 from services.errors import ServiceError, TokenError, invalid
 from services.forms import QUERY, Date, Field, Int, Operation, Str
-from services.listing import DATETIME_FORMAT, MANAGEMENT_LENGTH, page
+from services.listing import MANAGEMENT_LENGTH, format_datetime, page
 from services.scope import list_company_for
 
 log = logging.getLogger("zgld.audit")
@@ -62,7 +63,7 @@ def insert(note: Note, user, code: int, target: int | None) -> None:
 
     SQL written here, not built by Peewee: this runs in every write, and an entry cost 13 to 33 us so,
     against 340 to 500 us with Peewee's Model.insert (bench/audit_insert.py, SQLite, busy 2-core machine)."""
-    values = (_at_value(utcnow().replace(microsecond=0)), getattr(user, "id", None),
+    values = (_at_value(now()), getattr(user, "id", None),
               getattr(user, "login_name", "")[:64], getattr(user, "company_id", None), note.route[:128],
               note.kind, target, code, note.address[:64], note.request_id[:64])
     db.execute_sql(_insert_sql(), values)
@@ -151,7 +152,7 @@ def _date_range(form: dict) -> dict:
     return form
 
 
-LIST = Operation("操作记录：谁在何时（UTC）做了哪项修改、结果如何（管理员）", {
+LIST = Operation("操作记录：谁在何时做了哪项修改、结果如何（管理员）", {
     "current_page": Int(required=False, default=1),
     "length": Int(required=False, default=MANAGEMENT_LENGTH, min=0),  # 0: every row, up to 1,000
     "company_id": Int(required=False),
@@ -159,15 +160,15 @@ LIST = Operation("操作记录：谁在何时（UTC）做了哪项修改、结�
     "login_name": Str(required=False, max_length=64),
     "kind": Kind(),
     "target_id": Int(required=False),
-    "start_date": Date(required=False),  # UTC days, both included
+    "start_date": Date(required=False),  # days in stats.timezone, both included
     "end_date": Date(required=False),
 }, source=QUERY, refine=_date_range, codes=(302,))
 
 
-def _row(entry: AuditEntry) -> dict:
+def _row(entry: AuditEntry, tz: datetime.tzinfo) -> dict:
     return {
         "id": entry.id,
-        "time": entry.at.strftime(DATETIME_FORMAT),
+        "time": format_datetime(entry.at, tz),
         "user_id": entry.user_id,
         "login_name": entry.login_name,
         "company_id": entry.company_id,
@@ -181,10 +182,11 @@ def _row(entry: AuditEntry) -> dict:
     }
 
 
-def list_entries(caller, form: dict) -> dict:
+def list_entries(caller, form: dict, settings: dict) -> dict:
     """A page of entries, newest first, of the companies the caller may see (services.scope.
-    list_company_for), filtered by `actor_id`, `login_name`, `kind`, `target_id` and the UTC days
-    `start_date`..`end_date` (both included). A huge range pages like any other list."""
+    list_company_for), filtered by `actor_id`, `login_name`, `kind`, `target_id` and the days
+    `start_date`..`end_date` (both included) of the zone of the edges. A huge range pages like any other list."""
+    tz = clock.zone(settings)
     company_id = list_company_for(caller, form.get("company_id"))
     query = AuditEntry.select().order_by(AuditEntry.id.desc())
     conditions = []
@@ -199,13 +201,12 @@ def list_entries(caller, form: dict) -> dict:
     if form.get("target_id") is not None:
         conditions.append(AuditEntry.target_id == form["target_id"])
     if form.get("start_date"):
-        conditions.append(AuditEntry.at >= datetime.datetime.combine(form["start_date"], datetime.time()))
+        conditions.append(AuditEntry.at >= clock.day_start(form["start_date"], tz))
     if form.get("end_date") and form["end_date"] < datetime.date.max:  # the last day has no day after: no bound
-        day_after = form["end_date"] + datetime.timedelta(days=1)
-        conditions.append(AuditEntry.at < datetime.datetime.combine(day_after, datetime.time()))
+        conditions.append(AuditEntry.at < clock.day_start(form["end_date"] + datetime.timedelta(days=1), tz))
     if conditions:
         query = query.where(*conditions)
-    return page(query, form, _row)
+    return page(query, form, lambda entry: _row(entry, tz))
 
 
 # ---- retention -------------------------------------------------------------------------------------

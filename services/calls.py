@@ -36,16 +36,18 @@ NOT_SPENT = ""
 
 def _json_default(value):
     if isinstance(value, datetime.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        # stored in UTC: written as it is, it would show the wrong wall clock without a word
+        raise TypeError("a time in an answer goes through services.listing.format_datetime")
     if isinstance(value, datetime.date):
         return value.strftime("%Y-%m-%d")
     return str(value)
 
 
 def to_json(data):
-    """Encode an answer; datetimes as 'YYYY-MM-DD HH:MM:SS' and dates as 'YYYY-MM-DD' like the seed (orjson
-    would write ISO 8601 with a 'T' unless told to pass them through). A stored answer is encoded the same
-    way, so a retry reads exactly what the first call read."""
+    """Encode an answer; dates as 'YYYY-MM-DD' like the seed. A datetime is refused: every time an answer
+    shows is text made by services.listing.format_datetime, in the zone of the edges (orjson would write a
+    stored UTC time as ISO 8601 unless told to pass it through). A stored answer is encoded the same way, so
+    a retry reads exactly what the first call read."""
     return orjson.dumps(data, default=_json_default,
                         option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME)
 

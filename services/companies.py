@@ -42,13 +42,14 @@ UPDATE = Operation("修改公司（不传的字段不变）", {
 DELETE = Operation("删除公司（须已没有用户）", codes=(302, 304))
 
 
-def get_or_create_company(name, quota=10, valid_days=365):
-    """The company called `name`, created with `quota` cards valid `valid_days` if it does not exist."""
+def get_or_create_company(name, settings, quota=10, valid_days=365):
+    """The company called `name`, created with `quota` cards valid `valid_days` (days of the zone of the
+    edges, like every expiry date) if it does not exist."""
     with db.atomic():
         company = Company.get_or_none(Company.name == name)
         if company is None:
             company = Company.create(name=name, mingpian_available_num=quota,
-                                     expire_date=clock.local_date() + datetime.timedelta(days=valid_days))
+                                     expire_date=clock.local_today(settings) + datetime.timedelta(days=valid_days))
     return company
 
 
@@ -57,7 +58,7 @@ def masked(secret):
     return "******" + secret[-4:] if len(secret) >= 12 else "******" if secret else ""
 
 
-def _row(company):
+def _row(company, tz):
     return {
         "id": company.id,
         "company_id": company.id,
@@ -66,7 +67,7 @@ def _row(company):
         "tongxunlu_secret": masked(company.tongxunlu_secret),
         "mingpian_available_num": company.mingpian_available_num,
         "expire_date": format_date(company.expire_date),
-        "create_date": format_datetime(company.create_date),
+        "create_date": format_datetime(company.create_date, tz),
         "user_count": company.user_count,
     }
 
@@ -75,13 +76,14 @@ ORDER_FIELDS = {"id": Company.id, "name": Company.name, "create_date": Company.c
                 "mingpian_available_num": Company.mingpian_available_num, "expire_date": Company.expire_date}
 
 
-def list_companies(form):
+def list_companies(form, settings):
     """A page of companies, newest first, with how many users each has; `name` filters by substring."""
     user_count = User.select(fn.COUNT(User.id)).where(User.company == Company.id)
     query = Company.select(Company, user_count.alias("user_count")).order_by(Company.id.desc())
     if form["name"]:
         query = query.where(Company.name.contains(form["name"]))
-    return page(old_filters(query, Company, form, ORDER_FIELDS), form, _row)
+    tz = clock.zone(settings)
+    return page(old_filters(query, Company, form, ORDER_FIELDS, tz), form, lambda company: _row(company, tz))
 
 
 def add_company(form):

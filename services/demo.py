@@ -145,7 +145,7 @@ def _load_activity(users, settings, days=90):
 
 def load(settings):
     """Create the demo company, its users and their data (once); return lines to print."""
-    company = get_or_create_company(DEMO_COMPANY, quota=20)
+    company = get_or_create_company(DEMO_COMPANY, settings, quota=20)
     lines = [f"demo company: {company.name} (id {company.id})"]
     users = []
     for login_name, username, password, role_id, position in DEMO_USERS:

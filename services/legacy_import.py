@@ -55,8 +55,9 @@ from services.activity import MAX_ACTION
 from services.errors import FormInvalid
 from storage.base import URL_PREFIX, thumbnail_url
 
-# The old system stored naive Asia/Shanghai times. MySQL itself turns event times into the service's naive
-# UTC text: parsing a datetime per row in PyMySQL (pure Python) took a quarter of the import's time.
+# The old system stored naive Asia/Shanghai times. MySQL itself turns every time (_utc_text) into the
+# service's naive UTC text, as the service stores every time: parsing a datetime per row in PyMySQL (pure
+# Python) took a quarter of the import's time. Company expiry dates stay calendar days of that zone.
 # Asia/Shanghai has been UTC+8 without daylight saving since 1991, long before the old system, so a fixed
 # offset converts its times exactly.
 _UTC_TEXT = "DATE_FORMAT(CONVERT_TZ({}, '+08:00', '+00:00'), '%Y-%m-%d %H:%i:%s')"
@@ -204,7 +205,7 @@ def _text(value, length=None):
 
 
 def _naive(value):
-    """A stored naive datetime, or None for NULL and MySQL's zero dates (which arrive as text)."""
+    """An old naive datetime (a local time), or None for NULL and MySQL's zero dates (which arrive as text)."""
     return value.replace(microsecond=0) if isinstance(value, datetime.datetime) else None
 
 
@@ -357,8 +358,8 @@ class Importer:
         names = set()
         fields = [Company.id, Company.name, Company.mingpian_available_num, Company.expire_date,
                   Company.create_date, Company.corp_id, Company.tongxunlu_secret]
-        sql = (f"SELECT id, name, mingpian_available_num, user_expired, create_date, corp_id, tongxunlu_secret "
-               f"FROM `{PREFIX}zgld_company` ORDER BY id")
+        sql = (f"SELECT id, name, mingpian_available_num, user_expired, {_utc_text('create_date')}, corp_id, "
+               f"tongxunlu_secret FROM `{PREFIX}zgld_company` ORDER BY id")
         for report, batch in self._stream("companies", "zgld_company", sql):
             rows = []
             for old_id, name, quota, expired, created, corp_id, secret in batch:
@@ -367,13 +368,13 @@ class Importer:
                     self.report.notes.append(("company", old_id, f"name {name!r} already used: named {unique!r}"))
                 expires = _naive(expired)
                 rows.append((old_id, unique, max(int(quota or 0), 0), expires.date() if expires else None,
-                             _naive(created) or models.now(), _text(corp_id, 128), _text(secret, 256)))
+                             created or models.now(), _text(corp_id, 128), _text(secret, 256)))
                 self.companies.add(old_id)
             self._write(Company, fields, rows, report)
 
     def import_roles(self):
         names = set(BUILTIN_ROLES.values())
-        sql = f"SELECT id, name, create_date FROM `{PREFIX}zgld_role` ORDER BY id"
+        sql = f"SELECT id, name, {_utc_text('create_date')} FROM `{PREFIX}zgld_role` ORDER BY id"
         for report, batch in self._stream("roles", "zgld_role", sql):
             rows = []
             for old_id, name, created in batch:
@@ -383,7 +384,7 @@ class Importer:
                 unique = _unique(_text(name).strip(), names, old_id, 64)
                 if unique != _text(name).strip():
                     self.report.notes.append(("role", old_id, f"name {name!r} already used: named {unique!r}"))
-                rows.append((old_id, unique, _naive(created) or models.now()))
+                rows.append((old_id, unique, created or models.now()))
                 self.roles.add(old_id)
             self._write(Role, [Role.id, Role.name, Role.create_date], rows, report)
 
@@ -393,7 +394,7 @@ class Importer:
                   User.status, User.token, User.position, User.phone, User.mingpian_phone, User.avatar,
                   User.create_date, User.last_login_date, User.must_change_password]
         sql = (f"SELECT id, username, password, company_id, role_id, status, token, position, telephone, "
-               f"wechat_phone, mingpian_phone, avatar, create_date, last_login_date "
+               f"wechat_phone, mingpian_phone, avatar, {_utc_text('create_date')}, {_utc_text('last_login_date')} "
                f"FROM `{PREFIX}zgld_userprofile` ORDER BY id")
         for report, batch in self._stream("users", "zgld_userprofile", sql):
             rows = []
@@ -410,8 +411,7 @@ class Importer:
                              status if status in (USER_ENABLED, USER_DISABLED) else USER_DISABLED,
                              self._token(old_id, token, tokens), _text(position, 64),
                              _text(telephone or wechat_phone, 32), _text(card_phone, 32),
-                             _text(avatar, 255) or DEFAULT_AVATAR, _naive(created) or models.now(),
-                             _naive(last_login), False))
+                             _text(avatar, 255) or DEFAULT_AVATAR, created or models.now(), last_login, False))
                 self.users[old_id] = company
             self._write(User, fields, rows, report)
 
@@ -444,7 +444,7 @@ class Importer:
     def import_products(self):
         fields = [Product.id, Product.company, Product.user, Product.product_type, Product.name, Product.price,
                   Product.reason, Product.status, Product.create_date]
-        sql = (f"SELECT id, status, user_id, company_id, name, price, reason, create_date "
+        sql = (f"SELECT id, status, user_id, company_id, name, price, reason, {_utc_text('create_date')} "
                f"FROM `{PREFIX}zgld_product` ORDER BY id")
         for report, batch in self._stream("products", "zgld_product", sql):
             rows = []
@@ -461,7 +461,7 @@ class Importer:
                     continue
                 kind = PRODUCT_COMPANY if owner is None else PRODUCT_PERSONAL
                 rows.append((old_id, company, owner, kind, _text(name, 128), _text(price, 64), _text(reason, 1024),
-                             status, _naive(created) or models.now()))
+                             status, created or models.now()))
                 self.products[old_id] = (company, owner)
             self._write(Product, fields, rows, report)
 
@@ -486,7 +486,7 @@ class Importer:
         fields = [ProductPicture.id, ProductPicture.user, ProductPicture.company, ProductPicture.product,
                   ProductPicture.picture_type, ProductPicture.url, ProductPicture.order, ProductPicture.byte_size,
                   ProductPicture.width, ProductPicture.height, ProductPicture.sha256, ProductPicture.create_date]
-        sql = (f"SELECT id, product_id, picture_type, picture_url, `order`, create_date "
+        sql = (f"SELECT id, product_id, picture_type, picture_url, `order`, {_utc_text('create_date')} "
                f"FROM `{PREFIX}zgld_product_picture` ORDER BY id")
         # Pictures are checked as many at a time as there are image threads (each holds one file in memory).
         with concurrent.futures.ThreadPoolExecutor(self.settings["upload"]["image_threads"]) as pool:
@@ -508,7 +508,7 @@ class Importer:
                     self.report.files_copied += 1
                     company, owner = self.products[product]
                     rows.append((old_id, owner, company, product, kind if kind in (PICTURE_COVER, PICTURE_INTRO)
-                                 else PICTURE_COVER, url, order or 0, *file, _naive(created) or models.now()))
+                                 else PICTURE_COVER, url, order or 0, *file, created or models.now()))
                 self._write(ProductPicture, fields, rows, report)
 
     def _copy_picture(self, old_id, url):

@@ -1,11 +1,14 @@
 """What every paged list shares: `current_page` (default 1) and `length` (default 20, capped), the
-`{ret_data, data_count}` answer, and the date formats (docs/api.md sections 1.7 and 1.8).
+`{ret_data, data_count}` answer, and the date formats (docs/api.md sections 1.7 and 1.8): every time an
+answer shows goes through `format_datetime`, every time range a client sends through `stored_span`, both in
+the zone of the edges (services.clock).
 
 The management lists (users, roles, companies) follow the old server instead: `length` 10 by default,
 `length=0` for every row, and its filters `id`, `create_date` and `order` (one or more allowed fields,
 comma-separated, `-` for descending)."""
 import datetime
 
+from services import clock
 from services.errors import invalid
 from services.forms import Int, Str
 
@@ -24,7 +27,8 @@ PAGE_FORM = {
 
 
 class DayOrTime(Str):
-    """`YYYY-MM-DD` (that whole day) or `YYYY-MM-DD HH:MM:SS` (that second), as a [start, end) pair."""
+    """`YYYY-MM-DD` (that whole day) or `YYYY-MM-DD HH:MM:SS` (that second), as a [start, end) pair of
+    wall-clock times in the zone of the edges (stored_span turns them into stored times)."""
 
     def __init__(self):
         super().__init__(required=False, max_length=19)
@@ -62,13 +66,14 @@ def page(query, form, to_row):
     return {"ret_data": rows, "data_count": query.count()}
 
 
-def old_filters(query, model, form, order_fields):
-    """The old server's filters on a management list: `id`, `create_date` and `order`, whose names are
-    the keys of `order_fields` (an unknown one is a 303 naming it). The query keeps its order otherwise."""
+def old_filters(query, model, form, order_fields, tz):
+    """The old server's filters on a management list: `id`, `create_date` (a day or a second in `tz`) and
+    `order`, whose names are the keys of `order_fields` (an unknown one is a 303 naming it). The query
+    keeps its order otherwise."""
     if form.get("id") is not None:
         query = query.where(model.id == form["id"])
     if form.get("create_date"):
-        start, end = form["create_date"]
+        start, end = stored_span(form["create_date"], tz)
         query = query.where(model.create_date >= start, model.create_date < end)
     if form.get("order"):
         query = query.order_by(*_ordering(form["order"], order_fields), model.id)
@@ -86,8 +91,19 @@ def _ordering(text, order_fields):
     return terms
 
 
-def format_datetime(value):
-    return value.strftime(DATETIME_FORMAT) if value else None
+def stored_span(span, tz):
+    """A [start, end) pair of wall-clock times in `tz`, as a client sends it, as stored times (naive UTC)."""
+    start, end = span
+    return clock.stored_time(start, tz), clock.stored_time(end, tz)
+
+
+def format_datetime(value, tz):
+    """A stored time (naive UTC) as every answer shows it: 'YYYY-MM-DD HH:MM:SS' on the wall clock of `tz`;
+    None for none. Takes a datetime, or the text SQLite gives a query that Peewee does not convert."""
+    if not value:
+        return None
+    stored = value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
+    return clock.shown_time(stored, tz).strftime(DATETIME_FORMAT)
 
 
 def format_date(value):

@@ -6,7 +6,6 @@ are added, changed and deleted by administrators only (an ordinary user gets 404
 any user of the product's company. Another company's product does not exist for an ordinary user (302).
 Writes run in one write_transaction(); picture files are removed only after it commits.
 """
-import datetime
 import functools
 
 import peewee as pw
@@ -31,10 +30,10 @@ from models import (
     tuples,
     write_transaction,
 )
-from services import pictures, scope
+from services import clock, pictures, scope
 from services.errors import Forbidden, FormInvalid, NotFound, invalid
 from services.forms import QUERY, Int, JsonList, Operation, Str
-from services.listing import DATETIME_FORMAT, MAX_LENGTH, PAGE_FORM
+from services.listing import MAX_LENGTH, PAGE_FORM, format_datetime
 from services.records import visible_row
 
 MAX_CONTENT = 20000  # characters of one article's text
@@ -96,13 +95,6 @@ _COUNT = {shape: CompiledQuery(functools.partial(_count_query, by_company=shape[
 
 # ---- shared pieces ---------------------------------------------------------------------------------
 
-def _format_datetime(value):
-    """'YYYY-MM-DD HH:MM:SS' whether the driver gives a datetime (PostgreSQL) or text (SQLite)."""
-    if isinstance(value, datetime.datetime):
-        return value.strftime(DATETIME_FORMAT)
-    return str(value)[:19] if value else ""
-
-
 def _publisher(product_type, company_name, owner_name):
     return company_name if product_type == PRODUCT_COMPANY else owner_name or ""
 
@@ -127,9 +119,10 @@ def _changeable(caller, product_id):
 
 # ---- reading ---------------------------------------------------------------------------------------
 
-def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=None, company_id=None,
+def list_products(caller, settings, product_type, status=PRODUCT_ON_SHELF, product_name=None, company_id=None,
                   current_page=1, length=20):
-    """One page of products, newest first, as `{ret_data, data_count}` (count before paging).
+    """One page of products, newest first, as `{ret_data, data_count}` (count before paging), their times
+    shown in the zone of the edges (`settings`).
 
     Paging: `current_page` and `length` are 1..2^31-1 (larger is a 303 from the form); `length` is cut to
     MAX_LENGTH, and a page past the end is an empty list. The largest OFFSET, about 2.1e11, fits the
@@ -146,31 +139,32 @@ def list_products(caller, product_type, status=PRODUCT_ON_SHELF, product_name=No
     if product_name:
         values["pattern"] = _escape_like(product_name)
     key = (shape, *sorted(values.items()))
+    tz = clock.zone(settings)
 
     def read_page():
         rows = _LIST[shape].execute(**values, limit=length, offset=(current_page - 1) * length).fetchall()
-        return [_list_row(*row) for row in rows]
+        return [_list_row(tz, *row) for row in rows]
     # Consoles and cards ask for the same first pages over and over; the rows are shared, read-only.
     memo = reads.snapshot()
-    page = memo.get(("page", length, current_page, *key), read_page)
+    page = memo.get(("page", length, current_page, str(tz), *key), read_page)  # the rows show times in tz
     count = memo.get(("count", *key), lambda: _COUNT[shape].execute(**values).fetchone()[0])
     return {"ret_data": page, "data_count": count}
 
 
-def _list_row(product_id, product_type, name, price, status, create_date, company_name, owner_name, cover):
+def _list_row(tz, product_id, product_type, name, price, status, create_date, company_name, owner_name, cover):
     return {
         "product_id": product_id,
         "cover_picture": cover or "",
         "name": name,
         "price": price,
-        "publisher_date": _format_datetime(create_date),
+        "publisher_date": format_datetime(create_date, tz),
         "publisher": _publisher(product_type, company_name, owner_name),
         "status": PRODUCT_STATUS_LABELS[status],
         "status_code": status,
     }
 
 
-def get_product(caller, product_id):
+def get_product(caller, settings, product_id):
     """One product with its covers and its articles and intro pictures in order, as an edit form needs."""
     product = _find(caller, product_id)
     company_name = Company.select(Company.name).where(Company.id == product.company_id).scalar()
@@ -193,17 +187,17 @@ def get_product(caller, product_id):
         "status": PRODUCT_STATUS_LABELS[product.status],
         "status_code": product.status,
         "publisher": _publisher(product.product_type, company_name, owner_name),
-        "publisher_date": _format_datetime(product.create_date),
+        "publisher_date": format_datetime(product.create_date, clock.zone(settings)),
         "cover_picture_id": [p.id for p in covers],
         "cover_pictures": [{"picture_id": p.id, "picture_url": p.url} for p in covers],
         "article_data": [item for item, _ in items],
     }}
 
 
-def get_product_for_edit(caller, product_id, product_type):
+def get_product_for_edit(caller, settings, product_id, product_type):
     """The old edit form's read: the product as a one-item list, covers as [{id, picture_url}] ('' if
     none); 302 if it is not a product of `product_type` the caller may see."""
-    product = get_product(caller, product_id)["ret_data"]
+    product = get_product(caller, settings, product_id)["ret_data"]
     if product["product_type"] != product_type:
         raise NotFound("产品不存在")
     covers = [{"id": c["picture_id"], "picture_url": c["picture_url"]} for c in product["cover_pictures"]]

@@ -4,6 +4,7 @@ Rights follow the role id: role 1 is the administrator, every other role acts as
 from peewee import fn
 
 from models import BUILTIN_ROLES, Role, User, write_transaction
+from services import clock
 from services.errors import Forbidden, HasChildren, NameExists
 from services.forms import QUERY, Operation, Str
 from services.listing import MANAGEMENT_FORM, format_datetime, old_filters, page
@@ -21,21 +22,22 @@ UPDATE = Operation("重命名角色（内置角色不能修改）", ROLE_FORM, c
 DELETE = Operation("删除角色（须已没有用户，内置角色不能删除）", codes=(302, 304))
 
 
-def _row(role):
-    return {"id": role.id, "role_id": role.id, "name": role.name, "create_date": format_datetime(role.create_date),
-            "user_count": role.user_count}
+def _row(role, tz):
+    return {"id": role.id, "role_id": role.id, "name": role.name,
+            "create_date": format_datetime(role.create_date, tz), "user_count": role.user_count}
 
 
 ORDER_FIELDS = {"id": Role.id, "name": Role.name, "create_date": Role.create_date}
 
 
-def list_roles(form):
+def list_roles(form, settings):
     """A page of roles, oldest first, with how many users hold each; `name` filters by substring."""
     user_count = User.select(fn.COUNT(User.id)).where(User.role == Role.id)
     query = Role.select(Role, user_count.alias("user_count")).order_by(Role.id)
     if form["name"]:
         query = query.where(Role.name.contains(form["name"]))
-    return page(old_filters(query, Role, form, ORDER_FIELDS), form, _row)
+    tz = clock.zone(settings)
+    return page(old_filters(query, Role, form, ORDER_FIELDS, tz), form, lambda role: _row(role, tz))
 
 
 def _refuse_builtin(role_id):

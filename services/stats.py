@@ -502,7 +502,7 @@ def home_page(caller, company_id, settings, now=None):
     """The company's card quota and validity, the caller's name, and its customers so far."""
     company = scope.company_for(caller, company_id)
     today = clock.local_today(settings, now)
-    opened = company.create_date.date()
+    opened = clock.local_day(company.create_date, clock.zone(settings))
     expires = company.expire_date
     customers = window_totals(company.id, [(None, today)], settings, now)[0]["customer_num"]
     return {"ret_data": {

@@ -12,7 +12,7 @@ from models import (
     locked,
     write_transaction,
 )
-from services import auth, scope
+from services import auth, clock, scope
 from services.errors import FormInvalid, NameExists, NotOnSelf
 from services.forms import QUERY, Int, Operation, Str
 from services.listing import MANAGEMENT_FORM, format_datetime, old_filters, page
@@ -114,7 +114,7 @@ def create_user(company_id, role_id, login_name, username, password, scrypt_n, *
 
 # ---- the management API ---------------------------------------------------------------------------
 
-def _row(user):
+def _row(user, tz):
     return {
         "id": user.id,
         "login_name": user.login_name,
@@ -130,8 +130,8 @@ def _row(user):
         "company": user.company.name,  # the old server's key
         "avatar": user.avatar,
         "mingpian_phone": user.mingpian_phone,
-        "create_date": format_datetime(user.create_date),
-        "last_login_date": format_datetime(user.last_login_date),
+        "create_date": format_datetime(user.create_date, tz),
+        "last_login_date": format_datetime(user.last_login_date, tz),
     }
 
 
@@ -141,7 +141,7 @@ ORDER_FIELDS = {"id": User.id, "create_date": User.create_date, "login_name": Us
                 "role__name": Role.name, "company__name": Company.name}
 
 
-def list_users(caller, form):
+def list_users(caller, form, settings):
     """A page of users, newest first: the caller's company, or for an administrator all companies or the
     one named by `company_id`. Filters: `username` (substring), `role_id`, `status`, `position` (exact)."""
     query = User.select(User, Role, Company).join(Role).switch(User).join(Company).order_by(User.id.desc())
@@ -160,7 +160,8 @@ def list_users(caller, form):
         query = query.where(Role.name == form["role__name"])
     if form.get("company__name"):
         query = query.where(Company.name == form["company__name"])
-    return page(old_filters(query, User, form, ORDER_FIELDS), form, _row)
+    tz = clock.zone(settings)
+    return page(old_filters(query, User, form, ORDER_FIELDS, tz), form, lambda user: _row(user, tz))
 
 
 def add_user(caller, form, scrypt_n):

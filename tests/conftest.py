@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import os
 import re
 import threading
 import time
@@ -263,3 +264,20 @@ def while_held(monkeypatch, database):
         return await pending
 
     return run
+
+
+# ---- the server process's own zone ----
+
+@pytest.fixture
+def process_zone():
+    """The server process's own zone (TZ) set to New York, which is neither UTC nor any stats.timezone the
+    tests use: a time that follows it by mistake shows. Returns its name."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    yield os.environ["TZ"]
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()

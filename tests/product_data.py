@@ -3,8 +3,10 @@ database (pictures as the upload would leave them)."""
 import datetime
 import itertools
 import json
+import zoneinfo
 
 import models
+from services import clock
 
 PREFIX = "/zhugeleida/admin/product/"
 LIST = PREFIX + "product_list"
@@ -35,8 +37,13 @@ def product_form(product_type=2, name="门票", price="228", reason="一起度�
     return {k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else str(v) for k, v in form.items()}
 
 
+SHOWN_ZONE = zoneinfo.ZoneInfo("Asia/Shanghai")  # the tests' stats.timezone (the default): answers show times in it
+
+
 def _datetime(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S") if text else models.now()
+    """A product's create_date given as answers show it ('YYYY-MM-DD HH:MM:SS' in SHOWN_ZONE), as stored (UTC)."""
+    return clock.stored_time(datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S"), SHOWN_ZONE) if text \
+        else models.now()
 
 
 class Catalogue:

@@ -280,7 +280,8 @@ async def test_the_list_answers_entries_newest_first(client, admin, company):
     assert body["code"] == 200 and body["data"]["data_count"] == 2
     rows = body["data"]["ret_data"]
     assert [r["id"] for r in rows] == [second.id, first.id]
-    assert rows[1] == {"id": first.id, "time": "2026-03-01 08:30:00", "user_id": admin.id, "login_name": "boss",
+    # stored in UTC, shown in stats.timezone (the tests': Asia/Shanghai, UTC+8)
+    assert rows[1] == {"id": first.id, "time": "2026-03-01 16:30:00", "user_id": admin.id, "login_name": "boss",
                        "company_id": company.id, "route": "user/update/1", "kind": "user", "kind_text": "用户",
                        "target_id": 5, "code": 200, "address": "", "request_id": ""}
 
@@ -288,7 +289,7 @@ async def test_the_list_answers_entries_newest_first(client, admin, company):
 @pytest.mark.gen_test
 async def test_filters(client, admin, staff, company, other, make_user):
     outsider = make_user(other, login_name="outsider")
-    day = datetime.datetime(2026, 5, 10, 23, 59, 59)
+    day = datetime.datetime(2026, 5, 10, 15, 59, 59)  # UTC: 23:59:59 in Asia/Shanghai, whose days the filters are
     a = put(company, admin, kind="user", target=7, at=day)
     b = put(company, staff, kind="product", target=7, at=day + datetime.timedelta(seconds=1))
     c = put(company, staff, kind="product", target=8, at=day + datetime.timedelta(days=3))

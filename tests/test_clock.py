@@ -15,10 +15,11 @@ def moved_clock(monkeypatch):
     monkeypatch.setattr(clock, "now", lambda: MOVED)
 
 
-def test_new_company_expires_counted_from_the_clocks_today(database, moved_clock):
-    company = companies.get_or_create_company("时钟公司", valid_days=30)
-    assert company.expire_date == MOVED.astimezone().date() + datetime.timedelta(days=30)
-    assert company.create_date == MOVED.astimezone().replace(tzinfo=None)
+def test_new_company_expires_counted_from_the_clocks_today(database, settings, moved_clock):
+    settings["stats"]["timezone"] = "Asia/Shanghai"  # 23:30 UTC is 07:30 the next morning there
+    company = companies.get_or_create_company("时钟公司", settings, valid_days=30)
+    assert company.expire_date == datetime.date(2031, 5, 18) + datetime.timedelta(days=30)
+    assert company.create_date == MOVED.replace(tzinfo=None)  # stored in UTC
 
 
 def test_activity_without_a_time_happens_at_the_clocks_now(database, settings, moved_clock, company, make_user):

@@ -96,7 +96,8 @@ def _fill(c, root, now):
     legacy_db.insert(c, "zgld_userprofile", [
         {"id": uid, "username": username, "password": md5(password), "company_id": company, "role_id": role,
          "position": "销售", "mingpian_phone": f"1380000000{uid}", "token": TOKENS[uid],
-         "avatar": "statics/imgs/setAvator.jpg", "status": 1, "create_date": long_ago, "last_login_date": None}
+         "avatar": "statics/imgs/setAvator.jpg", "status": 1, "create_date": long_ago,
+         "last_login_date": now - datetime.timedelta(days=1, hours=6) if uid == 2 else None}
         for uid, username, password, company, role in USERS])
     legacy_db.insert(c, "zgld_product", [
         {"id": 1, "status": 1, "user_id": None, "company_id": 1, "name": "官网产品", "price": "100", "reason": "好",
@@ -255,6 +256,27 @@ async def test_companies_and_users_keep_their_fields_and_the_secret_is_never_ans
     user = models.User.get_by_id(2)
     assert (user.company_id, user.role_id, user.position, user.mingpian_phone) == (1, 3, "销售", "13800000002")
     assert models.Role.get_by_id(3).name == "销售经理"
+
+
+@pytest.mark.gen_test
+async def test_old_local_times_are_stored_in_utc_and_answered_as_the_old_system_showed_them(client, imported,
+                                                                                              old_db):
+    """The old system stored Asia/Shanghai wall-clock times (UTC+8, no daylight saving); the service
+    stores UTC, and answers in stats.timezone (the tests': Asia/Shanghai) what the old system showed."""
+    now, eight_hours = old_db[2], datetime.timedelta(hours=8)
+    long_ago = now - datetime.timedelta(days=400)
+    assert models.Company.get_by_id(1).create_date == long_ago - eight_hours
+    assert models.Role.get_by_id(3).create_date == long_ago - eight_hours
+    user = models.User.get_by_id(2)
+    assert (user.create_date, user.last_login_date) == (long_ago - eight_hours,
+                                                        now - datetime.timedelta(days=1, hours=6) - eight_hours)
+    assert models.Product.get_by_id(1).create_date == now - datetime.timedelta(days=3) - eight_hours
+    assert models.ProductPicture.get_by_id(1).create_date == now - eight_hours
+    product = await client.get("/zhugeleida/admin/product/product_single", (1, TOKENS[1]), product_id=1)
+    assert product["data"]["ret_data"]["publisher_date"] == str(now - datetime.timedelta(days=3))
+    users = await client.get("/zhugeleida/admin/user", (1, TOKENS[1]), id=2)
+    assert users["data"]["ret_data"][0]["create_date"] == str(long_ago)
+    assert users["data"]["ret_data"][0]["last_login_date"] == str(now - datetime.timedelta(days=1, hours=6))
 
 
 def test_rows_pointing_at_missing_rows_are_reported_and_skipped(imported, old_connection):

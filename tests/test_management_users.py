@@ -444,15 +444,16 @@ async def test_wrong_methods_are_402_and_do_nothing(client, w):
 
 
 @pytest.mark.parametrize("list_page", [
-    lambda w, length: users.list_users(w.admin, {**LIST_FILTERS, "length": length}),
-    lambda w, length: roles.list_roles({"name": None, "current_page": 1, "length": length}),
-    lambda w, length: companies.list_companies({"name": None, "current_page": 1, "length": length}),
+    lambda w, length, settings: users.list_users(w.admin, {**LIST_FILTERS, "length": length}, settings),
+    lambda w, length, settings: roles.list_roles({"name": None, "current_page": 1, "length": length}, settings),
+    lambda w, length, settings: companies.list_companies({"name": None, "current_page": 1, "length": length},
+                                                         settings),
 ], ids=["users", "roles", "companies"])
-def test_lists_make_no_query_per_row(w, make_user, make_company, list_page):
+def test_lists_make_no_query_per_row(w, make_user, make_company, list_page, settings):
     for i in range(30):
         make_user(make_company(), role=models.Role.create(name=f"角色{i}"))
     for length in (1, 30):
         with count_queries() as counter:
-            page = list_page(w, length)
+            page = list_page(w, length, settings)
         assert len(page["ret_data"]) == length and page["data_count"] >= 30
         assert counter.count == 2  # the page, then the total

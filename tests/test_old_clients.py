@@ -421,7 +421,8 @@ async def test_old_filters_select_rows(client, admin, staff, crowd):
     assert await logins(role__name="销售", order="login_name") == [f"b{i:02}" for i in range(10)]
     assert len(await logins(company__name="分公司")) == 10
     assert await logins(company__name="分") == []  # exact names, as the old server matched them
-    models.User.update(create_date="2020-02-02 10:00:00").where(models.User.id == staff.id).execute()
+    # stored in UTC: 10:00 on 2020-02-02 in Asia/Shanghai, the tests' stats.timezone, in which filters are read
+    models.User.update(create_date="2020-02-02 02:00:00").where(models.User.id == staff.id).execute()
     assert await logins(create_date="2020-02-02") == ["staff"]
     assert await logins(create_date="2020-02-02 10:00:00") == ["staff"]
     assert await logins(create_date="2020-02-03") == []

@@ -156,7 +156,7 @@ async def test_list_bad_input_is_303_naming_the_field(client, cat, params, field
     assert body["code"] == 303 and list(body["data"]) == [field]
 
 
-def test_list_makes_no_query_per_row(cat):
+def test_list_makes_no_query_per_row(cat, settings):
     """The rows (covers included) in one query, the total in another; on SQLite one PRAGMA checks the
     read cache, and a repeat of the same filters on another page takes the total from it."""
     for product_id in cat.many_products(cat.a, 30):
@@ -165,29 +165,29 @@ def test_list_makes_no_query_per_row(cat):
     counts = []
     for length, status in [(1, models.PRODUCT_ON_SHELF), (30, models.PRODUCT_ON_SHELF), (30, models.PRODUCT_OFF_SHELF)]:
         with count_queries() as counter:
-            page = products.list_products(cat.staff, models.PRODUCT_COMPANY, status=status, length=length)
+            page = products.list_products(cat.staff, settings, models.PRODUCT_COMPANY, status=status, length=length)
         assert all(r["cover_picture"] for r in page["ret_data"])
         counts.append(counter.count)
     assert counts == [check + 2, 2, check + 2]
     with count_queries() as counter:
-        products.list_products(cat.admin, models.PRODUCT_COMPANY, product_name="产品", company_id=cat.b.id)
+        products.list_products(cat.admin, settings, models.PRODUCT_COMPANY, product_name="产品", company_id=cat.b.id)
     assert counter.count == check + 3  # another company named is checked to exist
     with count_queries() as counter:
-        products.list_products(cat.admin, models.PRODUCT_COMPANY, product_name="产品", company_id=cat.a.id)
+        products.list_products(cat.admin, settings, models.PRODUCT_COMPANY, product_name="产品", company_id=cat.a.id)
     assert counter.count == check + 2  # their own company is loaded with them: no check
 
 
-def test_a_page_asked_again_is_read_again_only_after_a_write(cat):
+def test_a_page_asked_again_is_read_again_only_after_a_write(cat, settings):
     """Consoles and cards ask for the same first page over and over: on SQLite the page is remembered
     until the database changes (one PRAGMA says whether it did); a change is seen at the next call."""
     cat.many_products(cat.a, 3)
-    first = products.list_products(cat.staff, models.PRODUCT_COMPANY)
+    first = products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)
     with count_queries() as counter:
-        assert products.list_products(cat.staff, models.PRODUCT_COMPANY) == first
+        assert products.list_products(cat.staff, settings, models.PRODUCT_COMPANY) == first
     assert counter.count == (1 if isinstance(models.db.obj, pw.SqliteDatabase) else 2)
     newest = first["ret_data"][0]["product_id"]
     models.Product.update(name="改过的名字").where(models.Product.id == newest).execute()
-    again = products.list_products(cat.staff, models.PRODUCT_COMPANY)
+    again = products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)
     assert again["ret_data"][0]["name"] == "改过的名字" and again["data_count"] == first["data_count"]
 
 
@@ -195,7 +195,7 @@ def test_counts_are_not_trusted_across_a_reconnect(cat, settings):
     """A new connection starts PRAGMA data_version and total_changes afresh (two fresh connections show
     the same values even with a commit between them): what an earlier connection remembered is not reused."""
     models.db.close()
-    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0  # fresh connection
+    assert products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)["data_count"] == 0  # fresh connection
     models.db.close()
     other = connect_url(settings["database"]["url"])
     with other.atomic():
@@ -203,25 +203,25 @@ def test_counts_are_not_trusted_across_a_reconnect(cat, settings):
                           f"VALUES ({other.param}, 1, '重连后', '1', '', 1, {other.param})",
                           (cat.a.id, datetime.datetime(2020, 1, 1)))
     other.close()
-    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 1  # another fresh one
+    assert products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)["data_count"] == 1  # another fresh one
 
 
-def test_a_count_seen_inside_a_rolled_back_transaction_is_not_kept(cat):
+def test_a_count_seen_inside_a_rolled_back_transaction_is_not_kept(cat, settings):
     with models.db.atomic() as transaction:
         models.Product.insert(company=cat.a, product_type=models.PRODUCT_COMPANY, name="撤销", price="1",
                               reason="").execute()
-        assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 1
+        assert products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)["data_count"] == 1
         transaction.rollback()
-    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0
+    assert products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)["data_count"] == 0
 
 
-def test_counts_follow_writes_through_the_same_connection(cat):
-    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0
+def test_counts_follow_writes_through_the_same_connection(cat, settings):
+    assert products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)["data_count"] == 0
     models.Product.insert(company=cat.a, product_type=models.PRODUCT_COMPANY, name="直接写入", price="1",
                           reason="").execute()
-    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 1
+    assert products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)["data_count"] == 1
     models.Product.update(status=models.PRODUCT_OFF_SHELF).execute()
-    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0
+    assert products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)["data_count"] == 0
 
 
 @pytest.mark.gen_test
@@ -239,7 +239,7 @@ async def test_counts_follow_writes_made_through_the_api(client, cat):
 
 def test_list_sees_changes_made_through_another_connection(cat, settings):
     """Nothing is cached in memory: a product added through another connection (process) shows at once."""
-    assert products.list_products(cat.staff, models.PRODUCT_COMPANY)["data_count"] == 0
+    assert products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)["data_count"] == 0
     other = connect_url(settings["database"]["url"])
     try:
         with other.atomic():
@@ -249,7 +249,7 @@ def test_list_sees_changes_made_through_another_connection(cat, settings):
                 (cat.a.id, "别处添加", datetime.datetime(2020, 1, 1)))
     finally:
         other.close()
-    page = products.list_products(cat.staff, models.PRODUCT_COMPANY)
+    page = products.list_products(cat.staff, settings, models.PRODUCT_COMPANY)
     assert page["data_count"] == 1 and page["ret_data"][0]["name"] == "别处添加"
 
 

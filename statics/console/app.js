@@ -699,7 +699,8 @@
 
   // ---- the audit trail -----------------------------------------------------------------------------
 
-  // Who changed what, when (UTC) and how it ended: every write through the API and the command line.
+  // Who changed what, when and how it ended: every write through the API and the command line. Times and
+  // dates are in the service's zone (stats.timezone), like every time it answers and reads.
   async function auditTrail(main) {
     const companies = await companyChoices();
     const kinds = Object.fromEntries(AUDIT_KINDS);
@@ -711,12 +712,12 @@
         {name: "login_name", label: "登录名"},
         {name: "kind", label: "对象类型", type: "select", blank: "全部", options: AUDIT_KINDS},
         {name: "target_id", label: "对象ID", type: "number", min: 1},
-        {name: "start_date", label: "开始日期（UTC）", type: "date"},
-        {name: "end_date", label: "结束日期（UTC）", type: "date"},
+        {name: "start_date", label: "开始日期", type: "date"},
+        {name: "end_date", label: "结束日期", type: "date"},
         companies.length ? {name: "company_id", label: "公司", type: "select", blank: "全部", options: companies} : null,
       ].filter(Boolean),
       columns: () => [
-        ["时间（UTC）", (e) => e.time],
+        ["时间", (e) => e.time],
         ["用户", (e) => e.login_name || (e.user_id ? `#${e.user_id}` : "—")],
         ["操作", (e) => h("code", {}, e.route)],
         ["对象", (e) => `${kinds[e.kind] || e.kind}${e.target_id ? ` #${e.target_id}` : ""}`],
