@@ -41,8 +41,16 @@ class DayOrTime(Str):
                 start = datetime.datetime.strptime(text, pattern)
             except ValueError:
                 continue
-            return start, start + span
+            return start, _after(start, span)
         raise ValueError("必须是 YYYY-MM-DD 或 YYYY-MM-DD HH:MM:SS")
+
+
+def _after(start, span):
+    """The end of a span; the calendar's end for its last day or second (9999-12-31 has no day after)."""
+    try:
+        return start + span
+    except OverflowError:
+        return datetime.datetime.max
 
 
 MANAGEMENT_FORM = {

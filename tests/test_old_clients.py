@@ -426,6 +426,8 @@ async def test_old_filters_select_rows(client, admin, staff, crowd):
     assert await logins(create_date="2020-02-02") == ["staff"]
     assert await logins(create_date="2020-02-02 10:00:00") == ["staff"]
     assert await logins(create_date="2020-02-03") == []
+    assert await logins(create_date="9999-12-31") == []  # the calendar's last day and second: no day after them
+    assert await logins(create_date="9999-12-31 23:59:59") == []
     assert await logins(ROLE_LIST, "name", id=2) == ["普通用户"]
     assert (await logins(ROLE_LIST, "name", order="-id"))[-2:] == ["普通用户", "管理员"]
 
