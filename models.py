@@ -608,8 +608,9 @@ def create_schema():
             logging.getLogger("zgld").info("schema upgrade: added column %s", name)
         db.create_tables([SchemaFact, *MODELS], safe=True)
         if made_here:  # made as this version keeps its data: every upgrade is done, with nothing to scan
+            # (already recorded when the data tables were dropped and are made afresh: it still holds)
             SchemaFact.insert_many([{"name": name, "summary": "made by this version"} for name in DATA_UPGRADES]
-                                   ).execute()
+                                   ).on_conflict_ignore().execute()
         for role_id, name in BUILTIN_ROLES.items():
             if not Role.select().where(Role.id == role_id).exists():
                 Role.insert(id=role_id, name=name).execute()
