@@ -12,6 +12,7 @@
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import ctypes
 import datetime
 import fcntl
@@ -85,6 +86,9 @@ class Application(tornado.web.Application):
         self.exact_routes = exact_routes(handlers)
 
     def find_handler(self, request, **kwargs):
+        return _OwnContext(self._delegate_for(request, **kwargs))
+
+    def _delegate_for(self, request, **kwargs):
         self.settings["requests"].add(request)  # weak: a request dropped by its client goes by itself
         exact = self.exact_routes.get(request.path)
         if exact is not None:
@@ -119,6 +123,30 @@ def exact_routes(routes) -> dict:
             if first[2] is handler and path not in exact:
                 exact[path] = (handler, extra[0] if extra else {})
     return exact
+
+
+class _OwnContext(tornado.httputil.HTTPMessageDelegate):
+    """Runs a request's delegate, and so its handler, in a context of the request's own. What the handler
+    sets there (its request id, which every line it causes carries) is seen by its task and its jobs, which
+    copy the context, and not by the connection's later work: otherwise a line Tornado writes about the
+    next request on a keep-alive connection (a malformed one) would carry this one's id."""
+
+    __slots__ = ("delegate", "context")
+
+    def __init__(self, delegate):
+        self.delegate, self.context = delegate, contextvars.copy_context()
+
+    def headers_received(self, start_line, headers):
+        return self.context.run(self.delegate.headers_received, start_line, headers)
+
+    def data_received(self, chunk):
+        return self.context.run(self.delegate.data_received, chunk)
+
+    def finish(self):
+        return self.context.run(self.delegate.finish)
+
+    def on_connection_close(self):
+        return self.context.run(self.delegate.on_connection_close)
 
 
 class _CountedBody(tornado.httputil.HTTPMessageDelegate):

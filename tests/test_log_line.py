@@ -3,9 +3,12 @@ within a flush."""
 import io
 import json
 import logging
+import re
 import shutil
+import urllib.parse
 
 import pytest
+import tornado.tcpclient
 
 import logs
 import server
@@ -114,3 +117,32 @@ def test_json_lines_carry_tracebacks_and_escape_what_they_quote():
     entry = json.loads(line)
     assert entry["message"] == "failed here" and entry["level"] == "ERROR"
     assert entry["exception"].startswith("Traceback") and 'ValueError: boom "quoted"' in entry["exception"]
+
+
+@pytest.mark.gen_test
+async def test_a_line_tornado_writes_between_two_requests_does_not_carry_the_first_ones_id(app, http_server,
+                                                                                           base_url):
+    """A keep-alive connection: one request, then a malformed one, which Tornado logs before any handler
+    exists. That line belongs to no request; it must not claim the one before it."""
+    stream_log = io.StringIO()
+    handler = server.BufferedLineHandler(stream_log)
+    handler.setFormatter(server.LineFormatter())
+    tornado_log = logging.getLogger("tornado.general")
+    saved = tornado_log.level
+    tornado_log.addHandler(handler)
+    tornado_log.setLevel(logging.INFO)
+    try:
+        port = urllib.parse.urlsplit(base_url).port
+        stream = await tornado.tcpclient.TCPClient().connect("127.0.0.1", port)
+        stream.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: first-1\r\n\r\n")
+        head = await stream.read_until(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        await stream.read_bytes(length)
+        stream.write(b"NOT HTTP AT ALL\r\n\r\n")
+        await stream.read_until_close()
+    finally:
+        tornado_log.removeHandler(handler)
+        tornado_log.setLevel(saved)
+    handler.flush()
+    malformed = [line for line in stream_log.getvalue().splitlines() if "Malformed HTTP" in line]
+    assert malformed and not any("first-1" in line for line in malformed), malformed
