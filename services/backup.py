@@ -90,8 +90,9 @@ def backup(settings, archive):
         # Readable by the owner only: the database holds password hashes and tokens.
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             with tarfile.open(fileobj=out, mode="w:gz") as tar:
+                # the server's local time with its offset: readable where it was made, unambiguous anywhere
                 manifest = {"format": ARCHIVE_FORMAT, "version": VERSION,
-                            "created": clock.now().astimezone().replace(tzinfo=None).isoformat(timespec="seconds")}
+                            "created": clock.now().astimezone().isoformat(timespec="seconds")}
                 _add_bytes(tar, MANIFEST, json.dumps(manifest).encode())
                 tar.add(copy, arcname=DATABASE)
                 pictures = _add_pictures(tar, storage)

@@ -1,6 +1,7 @@
 """`backup PATH` / `restore PATH`: the SQLite database and the pictures in one tar.gz, taken safely while
 the service writes, put back only into an empty data folder. These run on SQLite whatever ZGLD_DATABASE_URL
 says (the feature is SQLite's); on PostgreSQL, backup points to pg_dump."""
+import datetime
 import io
 import json
 import os
@@ -18,6 +19,7 @@ import yaml
 import config
 import models
 import storage
+from services import clock
 from services.backup import BackupError, backup, restore
 from tests.conftest import TEST_SCRYPT_N
 from version import VERSION
@@ -91,6 +93,8 @@ def test_round_trip_brings_back_every_row_and_finished_picture(tmp_path, source)
     target = data_settings(tmp_path, tmp_path / "restored")
     restored = restore(target, archive)
     assert restored["version"] == VERSION and restored["pictures"] == 2
+    made = datetime.datetime.fromisoformat(restored["created"])  # with its offset: one instant anywhere
+    assert made.utcoffset() is not None and abs(made - clock.now()) < datetime.timedelta(minutes=5)
     assert dump(target) == dump(source)
     pictures = files_under(Path(source["storage"]["root"]))
     assert files_under(Path(target["storage"]["root"])) == {
