@@ -1002,24 +1002,25 @@ class SqliteReadCache:
         """For a call that only reads: every snapshot() within is the one taken on entry, so the signature
         check and the call's own reads cost one PRAGMA between them. Never around a write: what it wrote
         would not be seen by the results remembered before it."""
-        return _OneState(self._local, self)
+        return _OneState(self)
 
 
 class _OneState:
     """SqliteReadCache.one_state(): a class, not a generator, since it wraps every signed read."""
 
-    __slots__ = ("local", "cache", "outer")
+    __slots__ = ("cache", "outer")
 
-    def __init__(self, local: threading.local, cache: SqliteReadCache):
-        self.local, self.cache = local, cache
+    def __init__(self, cache: SqliteReadCache):
+        self.cache = cache
 
     def __enter__(self) -> None:
-        self.outer = getattr(self.local, "pinned", None)
+        local = self.cache._local
+        self.outer = getattr(local, "pinned", None)
         if self.outer is None:
-            self.local.pinned = self.cache.snapshot()
+            local.pinned = self.cache.snapshot()
 
     def __exit__(self, *exc: object) -> None:
-        self.local.pinned = self.outer
+        self.cache._local.pinned = self.outer
 
 
 # The one cache of remembered reads (list pages and totals, dashboard sums, the signing users' rows): one

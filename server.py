@@ -109,18 +109,18 @@ class Application(tornado.web.Application):
 def exact_routes(routes) -> dict:
     """Path -> (handler class, its arguments) for the routes that name one path (with or without its trailing
     slash), as Tornado would route it: most requests are found by one look-up instead of trying each
-    route's pattern in turn (about a tenth of a signed read's routing and dispatch). A path that an earlier
-    route's pattern also matches is left to Tornado, so the first matching route still wins."""
-    patterns = [(re.compile(pattern.removesuffix("$") + "$"), pattern, handler, extra)
-                for pattern, handler, *extra in routes]
+    route's pattern in turn. A path that an earlier route's pattern also matches is left to Tornado, so the
+    first matching route still wins."""
+    entries = [(re.compile(pattern.removesuffix("$") + "$"), pattern, handler, extra)
+               for pattern, handler, *extra in routes]
     exact = {}
-    for _, pattern, handler, extra in patterns:
+    for entry in entries:
+        _, pattern, handler, extra = entry
         prefix = pattern.removesuffix("/?")
         if re.escape(prefix).replace("\\/", "/") != prefix:  # a pattern, not a path
             continue
         for path in (prefix, prefix + "/"):
-            first = next(p for p in patterns if p[0].match(path))
-            if first[2] is handler and path not in exact:
+            if next(e for e in entries if e[0].match(path)) is entry:
                 exact[path] = (handler, extra[0] if extra else {})
     return exact
 
